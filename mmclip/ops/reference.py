@@ -31,6 +31,11 @@ IGNORE_INDEX = -100
 _COUNT_EPS = 1e-9  # absorbs binary rounding in ratio * n before floor/ceil
 
 
+def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for half types, the dtype itself otherwise."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
 def cross_modal_attention_score(q: Tensor, k: Tensor, weight: Tensor, scale: float) -> Tensor:
     """Attention each patch receives from the text, averaged over weighted tokens.
 
@@ -104,8 +109,9 @@ def masked_gather(x: Tensor, idx: Tensor) -> Tensor:
 def masked_gather_backward(grad: Tensor, idx: Tensor, num_patches: int) -> Tensor:
     """Gradient of :func:`masked_gather` w.r.t. x: scatter-add grad (Tensor[B, K, D]) → [B, P, D]."""
     batch, _, dim = grad.shape
-    out = torch.zeros(batch, num_patches, dim, dtype=torch.float32, device=grad.device)
-    out.scatter_add_(1, idx.unsqueeze(-1).expand(-1, -1, dim), grad.float())
+    acc_dtype = _accumulation_dtype(grad.dtype)
+    out = torch.zeros(batch, num_patches, dim, dtype=acc_dtype, device=grad.device)
+    out.scatter_add_(1, idx.unsqueeze(-1).expand(-1, -1, dim), grad.to(acc_dtype))
     return out.to(grad.dtype)
 
 
@@ -133,13 +139,14 @@ def masked_scatter_backward(grad: Tensor, keep_idx: Tensor) -> tuple[Tensor, Ten
 
     Returns:
         grad_visible (Tensor[B, K, D]) and grad_mask_token (Tensor[D]): the sum of
-        ``grad`` over the positions not in ``keep_idx`` (accumulated in float32).
+        ``grad`` over the positions not in ``keep_idx`` (half types accumulate in float32).
     """
     batch, num_patches, dim = grad.shape
     grad_visible = masked_gather(grad, keep_idx)
     masked = torch.ones(batch, num_patches, dtype=torch.bool, device=grad.device)
     masked.scatter_(1, keep_idx, False)
-    grad_token = (grad.float() * masked.unsqueeze(-1)).sum(dim=(0, 1))
+    acc_dtype = _accumulation_dtype(grad.dtype)
+    grad_token = (grad.to(acc_dtype) * masked.unsqueeze(-1)).sum(dim=(0, 1))
     return grad_visible, grad_token.to(grad.dtype)
 
 
