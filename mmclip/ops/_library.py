@@ -14,7 +14,14 @@ import logging
 import threading
 from collections.abc import Iterator
 
-__all__ = ["OpsUnavailableError", "has_ops", "load_error", "require_ops", "use_reference", "using_compiled"]
+__all__ = [
+    "OpsUnavailableError",
+    "has_ops",
+    "load_error",
+    "require_ops",
+    "use_reference",
+    "using_compiled",
+]
 
 logger = logging.getLogger(__name__)
 

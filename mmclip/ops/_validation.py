@@ -40,7 +40,9 @@ def check_dtype(name: str, value: Tensor, allowed: Iterable[torch.dtype]) -> Non
     allowed = tuple(allowed)
     if value.dtype not in allowed:
         names = ", ".join(str(d).removeprefix("torch.") for d in allowed)
-        raise ValueError(f"{name} must have dtype {names}; got {str(value.dtype).removeprefix('torch.')}")
+        raise ValueError(
+            f"{name} must have dtype {names}; got {str(value.dtype).removeprefix('torch.')}"
+        )
 
 
 def check_device(reference_name: str, reference: Tensor, **others: Tensor) -> None:
@@ -56,7 +58,9 @@ def check_device(reference_name: str, reference: Tensor, **others: Tensor) -> No
 def check_shape(name: str, value: Tensor, expected: tuple[int, ...], why: str) -> None:
     """Require ``value.shape == expected``; ``why`` says where the sizes come from."""
     if tuple(value.shape) != tuple(expected):
-        raise ValueError(f"{name} must have shape {tuple(expected)} ({why}); got {tuple(value.shape)}")
+        raise ValueError(
+            f"{name} must have shape {tuple(expected)} ({why}); got {tuple(value.shape)}"
+        )
 
 
 def check_ratio(name: str, value: float) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -32,7 +33,7 @@ def _check_spans(span_offsets: Tensor, spans: Tensor, batch: int, length: int) -
             f"span_offsets must start at 0 and end at the span count {spans.shape[0]}; "
             f"got {offsets[0]} … {offsets[-1]}"
         )
-    if any(a > b for a, b in zip(offsets, offsets[1:], strict=False)):
+    if any(a > b for a, b in itertools.pairwise(offsets)):
         raise ValueError("span_offsets must be non-decreasing")
     if spans.numel():
         starts, ends = spans[:, 0], spans[:, 1]
@@ -95,22 +96,37 @@ def entity_span_mask(
     v.check_tensor("spans", spans, 2)
     v.check_dtype("spans", spans, (torch.int64,))
     if spans.shape[1] != 2:
-        raise ValueError(f"spans must have shape (S, 2) (token start, end); got {tuple(spans.shape)}")
+        raise ValueError(
+            f"spans must have shape (S, 2) (token start, end); got {tuple(spans.shape)}"
+        )
     v.check_device("input_ids", ids, span_offsets=span_offsets, spans=spans)
     settings = _MaskSettings.checked(entity_prob, target_ratio, min_ratio, max_ratio)
     vocab_size, mask_token_id = int(vocab_size), int(mask_token_id)
     if vocab_size < 1:
         raise ValueError(f"vocab_size must be >= 1; got {vocab_size}")
     if not 0 <= mask_token_id < vocab_size:
-        raise ValueError(f"mask_token_id must lie in [0, vocab_size={vocab_size}); got {mask_token_id}")
+        raise ValueError(
+            f"mask_token_id must lie in [0, vocab_size={vocab_size}); got {mask_token_id}"
+        )
     _check_spans(span_offsets, spans, batch, length)
     device = ids.device
     span_noise = torch.rand(spans.shape[0], generator=generator, device=device)
     token_noise = torch.rand(batch, length, generator=generator, device=device)
     action_noise = torch.rand(batch, length, generator=generator, device=device)
     random_ids = torch.randint(vocab_size, (batch, length), generator=generator, device=device)
-    args = (ids, attended, special, span_offsets, spans, span_noise, token_noise, action_noise,
-            random_ids, *settings.as_tuple(), mask_token_id)
+    args = (
+        ids,
+        attended,
+        special,
+        span_offsets,
+        spans,
+        span_noise,
+        token_noise,
+        action_noise,
+        random_ids,
+        *settings.as_tuple(),
+        mask_token_id,
+    )
     if using_compiled():
         return torch.ops.mmclip.entity_span_mask(*args)
     return reference.entity_span_mask(*args)
@@ -177,10 +193,18 @@ class EntitySpanMask(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """input_ids (Tensor[B, L]) … → masked_ids [B, L], labels [B, L]."""
         return entity_span_mask(
-            input_ids, attention_mask, special_tokens_mask, span_offsets, spans,
-            entity_prob=self.entity_prob, target_ratio=self.target_ratio,
-            min_ratio=self.min_ratio, max_ratio=self.max_ratio,
-            mask_token_id=self.mask_token_id, vocab_size=self.vocab_size, generator=generator,
+            input_ids,
+            attention_mask,
+            special_tokens_mask,
+            span_offsets,
+            spans,
+            entity_prob=self.entity_prob,
+            target_ratio=self.target_ratio,
+            min_ratio=self.min_ratio,
+            max_ratio=self.max_ratio,
+            mask_token_id=self.mask_token_id,
+            vocab_size=self.vocab_size,
+            generator=generator,
         )
 
     def extra_repr(self) -> str:

@@ -52,7 +52,9 @@ def masked_gather(x: Tensor, idx: Tensor) -> Tensor:
     return reference.masked_gather(x, idx)
 
 
-def masked_scatter(visible: Tensor, keep_idx: Tensor, mask_token: Tensor, num_patches: int) -> Tensor:
+def masked_scatter(
+    visible: Tensor, keep_idx: Tensor, mask_token: Tensor, num_patches: int
+) -> Tensor:
     """Put the visible tokens back at ``keep_idx`` and ``mask_token`` everywhere else.
 
     Args:
@@ -76,7 +78,9 @@ def masked_scatter(visible: Tensor, keep_idx: Tensor, mask_token: Tensor, num_pa
         )
     v.check_shape("mask_token", mask_token, (visible.shape[2],), "feature size of visible")
     _check_index("keep_idx", keep_idx, "visible", visible, num_patches)
-    v.check_shape("keep_idx", keep_idx, tuple(visible.shape[:2]), "batch and token sizes of visible")
+    v.check_shape(
+        "keep_idx", keep_idx, tuple(visible.shape[:2]), "batch and token sizes of visible"
+    )
     if using_compiled():
         return torch.ops.mmclip.masked_scatter(visible, keep_idx, mask_token, num_patches)
     _check_distinct("keep_idx", keep_idx)
@@ -116,7 +120,9 @@ if has_ops():
         return grad.new_empty((grad.shape[0], num_patches, grad.shape[2]))
 
     @torch.library.register_fake("mmclip::masked_scatter")
-    def _scatter_fake(visible: Tensor, keep_idx: Tensor, mask_token: Tensor, num_patches: int) -> Tensor:
+    def _scatter_fake(
+        visible: Tensor, keep_idx: Tensor, mask_token: Tensor, num_patches: int
+    ) -> Tensor:
         return visible.new_empty((visible.shape[0], num_patches, visible.shape[2]))
 
     @torch.library.register_fake("mmclip::masked_scatter_backward")

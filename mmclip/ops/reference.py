@@ -19,8 +19,8 @@ __all__ = [
     "IGNORE_INDEX",
     "attention_guided_mask",
     "cross_modal_attention_score",
-    "entity_span_mask",
     "entity_span_counts",
+    "entity_span_mask",
     "masked_gather",
     "masked_gather_backward",
     "masked_scatter",
@@ -107,7 +107,7 @@ def masked_gather(x: Tensor, idx: Tensor) -> Tensor:
 
 
 def masked_gather_backward(grad: Tensor, idx: Tensor, num_patches: int) -> Tensor:
-    """Gradient of :func:`masked_gather` w.r.t. x: scatter-add grad (Tensor[B, K, D]) → [B, P, D]."""
+    """Gradient of :func:`masked_gather` w.r.t. x: scatter-add of grad [B, K, D] → [B, P, D]."""
     batch, _, dim = grad.shape
     acc_dtype = _accumulation_dtype(grad.dtype)
     out = torch.zeros(batch, num_patches, dim, dtype=acc_dtype, device=grad.device)
@@ -115,7 +115,9 @@ def masked_gather_backward(grad: Tensor, idx: Tensor, num_patches: int) -> Tenso
     return out.to(grad.dtype)
 
 
-def masked_scatter(visible: Tensor, keep_idx: Tensor, mask_token: Tensor, num_patches: int) -> Tensor:
+def masked_scatter(
+    visible: Tensor, keep_idx: Tensor, mask_token: Tensor, num_patches: int
+) -> Tensor:
     """Put visible tokens back in place and ``mask_token`` everywhere else.
 
     Args:
@@ -141,7 +143,7 @@ def masked_scatter_backward(grad: Tensor, keep_idx: Tensor) -> tuple[Tensor, Ten
         grad_visible (Tensor[B, K, D]) and grad_mask_token (Tensor[D]): the sum of
         ``grad`` over the positions not in ``keep_idx`` (half types accumulate in float32).
     """
-    batch, num_patches, dim = grad.shape
+    batch, num_patches, _ = grad.shape
     grad_visible = masked_gather(grad, keep_idx)
     masked = torch.ones(batch, num_patches, dtype=torch.bool, device=grad.device)
     masked.scatter_(1, keep_idx, False)

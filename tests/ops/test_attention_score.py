@@ -41,7 +41,11 @@ def test_matches_oracle_within_twice_reference_error(dtype, device):
     q, k, w = make_inputs(4, 9, 37, 24, dtype, device, zero_rows=(2,))
     scale = 1 / math.sqrt(24)
     expected = oracle(q.cpu(), k.cpu(), w.cpu(), scale)
-    ref_err = (reference.cross_modal_attention_score(q, k, w, scale).cpu().double() - expected).abs().max()
+    ref_err = (
+        (reference.cross_modal_attention_score(q, k, w, scale).cpu().double() - expected)
+        .abs()
+        .max()
+    )
     out = ops.cross_modal_attention_score(q, k, w)
     assert out.dtype == torch.float32 and out.shape == (4, 37)
     err = (out.cpu().double() - expected).abs().max()
@@ -90,9 +94,13 @@ def test_output_does_not_require_grad():
 
 
 def test_empty_inputs():
-    out = ops.cross_modal_attention_score(torch.zeros(0, 3, 4), torch.zeros(0, 5, 4), torch.zeros(0, 3))
+    out = ops.cross_modal_attention_score(
+        torch.zeros(0, 3, 4), torch.zeros(0, 5, 4), torch.zeros(0, 3)
+    )
     assert out.shape == (0, 5)
-    out = ops.cross_modal_attention_score(torch.zeros(2, 3, 4), torch.zeros(2, 0, 4), torch.ones(2, 3))
+    out = ops.cross_modal_attention_score(
+        torch.zeros(2, 3, 4), torch.zeros(2, 0, 4), torch.ones(2, 3)
+    )
     assert out.shape == (2, 0)
 
 
@@ -110,8 +118,18 @@ def test_opcheck(dtype):
         (torch.zeros(2, 3, 4), torch.zeros(2, 5, 6), torch.zeros(2, 3), "k must have shape"),
         (torch.zeros(2, 3, 4), torch.zeros(3, 5, 4), torch.zeros(2, 3), "k must have shape"),
         (torch.zeros(2, 3, 4), torch.zeros(2, 5, 4), torch.zeros(2, 4), "weight must have shape"),
-        (torch.zeros(2, 3, 4), torch.zeros(2, 5, 4).double(), torch.zeros(2, 3), "k must have dtype"),
-        (torch.zeros(2, 3, 4, dtype=torch.long), torch.zeros(2, 5, 4), torch.zeros(2, 3), "q must have dtype"),
+        (
+            torch.zeros(2, 3, 4),
+            torch.zeros(2, 5, 4).double(),
+            torch.zeros(2, 3),
+            "k must have dtype",
+        ),
+        (
+            torch.zeros(2, 3, 4, dtype=torch.long),
+            torch.zeros(2, 5, 4),
+            torch.zeros(2, 3),
+            "q must have dtype",
+        ),
         (torch.zeros(2, 3, 4), torch.zeros(2, 5, 4), -torch.ones(2, 3), "weight must be >= 0"),
         (torch.zeros(2, 3, 4), torch.zeros(2, 5, 4), "w", "weight must be a torch.Tensor"),
     ],
@@ -129,10 +147,14 @@ def test_bad_scale():
 
 @requires_ops
 def test_compiled_op_checks_arguments_itself():
-    with pytest.raises(RuntimeError, match="weight.shape\\[1\\] must be 3"):
-        compiled().cross_modal_attention_score(torch.zeros(2, 3, 4), torch.zeros(2, 5, 4), torch.zeros(2, 2), 1.0)
+    with pytest.raises(RuntimeError, match=r"weight.shape\[1\] must be 3"):
+        compiled().cross_modal_attention_score(
+            torch.zeros(2, 3, 4), torch.zeros(2, 5, 4), torch.zeros(2, 2), 1.0
+        )
     with pytest.raises(RuntimeError, match="weight must be >= 0"):
-        compiled().cross_modal_attention_score(torch.zeros(1, 2, 4), torch.zeros(1, 5, 4), -torch.ones(1, 2), 1.0)
+        compiled().cross_modal_attention_score(
+            torch.zeros(1, 2, 4), torch.zeros(1, 5, 4), -torch.ones(1, 2), 1.0
+        )
 
 
 def test_nan_poisoned_padding_is_not_read():

@@ -70,7 +70,10 @@ def draw_noise(text: TextBatch, seed: int):
 def run(text: TextBatch, seed=0, device="cpu", **settings):
     settings = DEFAULTS | settings
     return ops.entity_span_mask(
-        *text.to(device).args(), **settings, mask_token_id=MASK_ID, vocab_size=VOCAB,
+        *text.to(device).args(),
+        **settings,
+        mask_token_id=MASK_ID,
+        vocab_size=VOCAB,
         generator=torch.Generator(device).manual_seed(seed),
     )
 
@@ -84,7 +87,9 @@ def run(text: TextBatch, seed=0, device="cpu", **settings):
     bounds=st.tuples(st.floats(0, 1), st.floats(0, 1)).map(sorted),
     seed=st.integers(0, 2**16),
 )
-def test_compiled_equals_reference_and_invariants(batch, length, spans_per_sample, entity_prob, target, bounds, seed):
+def test_compiled_equals_reference_and_invariants(
+    batch, length, spans_per_sample, entity_prob, target, bounds, seed
+):
     text = make_batch(batch, length, spans_per_sample, seed)
     noise = draw_noise(text, seed)
     settings = (entity_prob, target, bounds[0], bounds[1])
@@ -176,12 +181,17 @@ def test_same_generator_state_same_result(device):
 def test_integer_masks_are_accepted_and_empty_batches_work():
     text = make_batch(3, 12, 2, seed=6)
     as_bool = run(text, seed=1)
-    int_text = TextBatch(text.ids, text.attended.long(), text.special.int(), text.offsets, text.spans)
+    int_text = TextBatch(
+        text.ids, text.attended.long(), text.special.int(), text.offsets, text.spans
+    )
     as_int = run(int_text, seed=1)
     assert torch.equal(as_bool[0], as_int[0])
     empty = TextBatch(
-        torch.zeros(0, 7, dtype=torch.long), torch.zeros(0, 7, dtype=torch.bool),
-        torch.zeros(0, 7, dtype=torch.bool), torch.zeros(1, dtype=torch.long), torch.zeros(0, 2, dtype=torch.long),
+        torch.zeros(0, 7, dtype=torch.long),
+        torch.zeros(0, 7, dtype=torch.bool),
+        torch.zeros(0, 7, dtype=torch.bool),
+        torch.zeros(1, dtype=torch.long),
+        torch.zeros(0, 2, dtype=torch.long),
     )
     masked, labels = run(empty)
     assert masked.shape == labels.shape == (0, 7)
@@ -199,9 +209,14 @@ def test_opcheck():
 def _bad(**changes):
     text = make_batch(2, 10, 2, seed=8)
     args = {
-        "input_ids": text.ids, "attention_mask": text.attended, "special_tokens_mask": text.special,
-        "span_offsets": text.offsets, "spans": text.spans, **DEFAULTS,
-        "mask_token_id": MASK_ID, "vocab_size": VOCAB,
+        "input_ids": text.ids,
+        "attention_mask": text.attended,
+        "special_tokens_mask": text.special,
+        "span_offsets": text.offsets,
+        "spans": text.spans,
+        **DEFAULTS,
+        "mask_token_id": MASK_ID,
+        "vocab_size": VOCAB,
     }
     return args | changes
 
@@ -212,12 +227,27 @@ def _bad(**changes):
         (_bad(input_ids=torch.zeros(2, 10, dtype=torch.int32)), "input_ids must have dtype int64"),
         (_bad(input_ids=torch.zeros(20, dtype=torch.long)), "input_ids must have 2 dimensions"),
         (_bad(attention_mask=torch.ones(2, 9, dtype=torch.bool)), "attention_mask must have shape"),
-        (_bad(special_tokens_mask=torch.zeros(2, 10)), "special_tokens_mask must be bool or integer"),
+        (
+            _bad(special_tokens_mask=torch.zeros(2, 10)),
+            "special_tokens_mask must be bool or integer",
+        ),
         (_bad(span_offsets=torch.tensor([0, 1])), "span_offsets must have shape \\(3,\\)"),
-        (_bad(span_offsets=torch.tensor([0, 3, 1]), spans=torch.tensor([[0, 1]])), "span_offsets must"),
-        (_bad(span_offsets=torch.tensor([0, 1, 1]), spans=torch.tensor([[4, 12]])), "spans\\[0\\] = \\(4, 12\\) lies outside"),
-        (_bad(span_offsets=torch.tensor([0, 1, 1]), spans=torch.tensor([[-1, 2]])), "spans\\[0\\] = \\(-1, 2\\) lies outside"),
-        (_bad(span_offsets=torch.tensor([0, 1, 1]), spans=torch.tensor([[5, 3]])), "ends before it starts"),
+        (
+            _bad(span_offsets=torch.tensor([0, 3, 1]), spans=torch.tensor([[0, 1]])),
+            "span_offsets must",
+        ),
+        (
+            _bad(span_offsets=torch.tensor([0, 1, 1]), spans=torch.tensor([[4, 12]])),
+            "spans\\[0\\] = \\(4, 12\\) lies outside",
+        ),
+        (
+            _bad(span_offsets=torch.tensor([0, 1, 1]), spans=torch.tensor([[-1, 2]])),
+            "spans\\[0\\] = \\(-1, 2\\) lies outside",
+        ),
+        (
+            _bad(span_offsets=torch.tensor([0, 1, 1]), spans=torch.tensor([[5, 3]])),
+            "ends before it starts",
+        ),
         (_bad(spans=torch.zeros(4, 3, dtype=torch.long)), "spans must have shape \\(S, 2\\)"),
         (_bad(entity_prob=1.5), "entity_prob must lie in \\[0, 1\\]"),
         (_bad(target_ratio=-0.1), "target_ratio must lie in \\[0, 1\\]"),
@@ -238,6 +268,18 @@ def test_compiled_op_checks_spans_itself():
     bad_spans = text.spans.clone()
     bad_spans[1] = torch.tensor([8, 11])
     with pytest.raises(RuntimeError, match="spans\\[1\\] = \\(8, 11\\) lies outside"):
-        compiled().entity_span_mask(text.ids, text.attended, text.special, text.offsets, bad_spans, *noise, 0.6, 0.3, 0.15, 0.5, MASK_ID)
-    with pytest.raises(RuntimeError, match="min_ratio \\(0.6\\) must not exceed max_ratio"):
+        compiled().entity_span_mask(
+            text.ids,
+            text.attended,
+            text.special,
+            text.offsets,
+            bad_spans,
+            *noise,
+            0.6,
+            0.3,
+            0.15,
+            0.5,
+            MASK_ID,
+        )
+    with pytest.raises(RuntimeError, match=r"min_ratio \(0\.6\) must not exceed max_ratio"):
         compiled().entity_span_mask(*text.args(), *noise, 0.6, 0.3, 0.6, 0.5, MASK_ID)

@@ -44,7 +44,12 @@ def test_gather_scatter_equal_reference(batch, patches, dim, data):
 
 
 @requires_ops
-@given(batch=st.integers(1, 3), patches=st.integers(1, 30), count=st.integers(0, 40), dim=st.integers(1, 9))
+@given(
+    batch=st.integers(1, 3),
+    patches=st.integers(1, 30),
+    count=st.integers(0, 40),
+    dim=st.integers(1, 9),
+)
 def test_backward_ops_equal_reference_with_repeats(batch, patches, count, dim):
     idx = torch.randint(patches, (batch, count))  # repeats allowed in a gather
     for dtype in FLOAT_DTYPES:
@@ -89,13 +94,18 @@ def test_gradients_match_reference(dtype, device):
     weight = torch.randn(4, 16, 8, device=device).to(dtype)
 
     def loss():
-        return (ops.masked_scatter(ops.masked_gather(x, keep) * 2, keep, token, 16).float() * weight.float()).sum()
+        return (
+            ops.masked_scatter(ops.masked_gather(x, keep) * 2, keep, token, 16).float()
+            * weight.float()
+        ).sum()
 
     grads = torch.autograd.grad(loss(), (x, token))
     with ops.use_reference():
         ref_grads = torch.autograd.grad(loss(), (x, token))
     for got, expected in zip(grads, ref_grads, strict=True):
-        torch.testing.assert_close(got, expected, atol=1e-2 if dtype == torch.bfloat16 else 1e-3, rtol=1e-2)
+        torch.testing.assert_close(
+            got, expected, atol=1e-2 if dtype == torch.bfloat16 else 1e-3, rtol=1e-2
+        )
 
 
 @requires_ops
@@ -109,7 +119,9 @@ def test_opcheck(dtype):
     grad_full = torch.randn(3, 10, 6).to(dtype)
     mm = compiled()
     torch.library.opcheck(mm.masked_gather.default, (x, idx))
-    torch.library.opcheck(mm.masked_gather_backward.default, (torch.randn(3, 3, 6).to(dtype), idx, 10))
+    torch.library.opcheck(
+        mm.masked_gather_backward.default, (torch.randn(3, 3, 6).to(dtype), idx, 10)
+    )
     torch.library.opcheck(mm.masked_scatter.default, (visible, keep, token, 10))
     torch.library.opcheck(mm.masked_scatter_backward.default, (grad_full, keep))
 
@@ -127,18 +139,80 @@ def test_nan_poisoned_rows_are_not_read():
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
-        (lambda: ops.masked_gather(torch.zeros(2, 5), torch.zeros(2, 1, dtype=torch.long)), ValueError, "x must have 3 dimensions"),
-        (lambda: ops.masked_gather(torch.zeros(2, 5, 3), torch.zeros(2, 1, dtype=torch.int32)), ValueError, "idx must have dtype int64"),
-        (lambda: ops.masked_gather(torch.zeros(2, 5, 3), torch.zeros(3, 1, dtype=torch.long)), ValueError, "idx must have batch size 2"),
-        (lambda: ops.masked_gather(torch.zeros(2, 5, 3), torch.tensor([[0], [5]])), ValueError, "idx must index into \\[0, 5\\)"),
-        (lambda: ops.masked_gather(torch.zeros(2, 5, 3), torch.tensor([[0], [-1]])), ValueError, "idx must index into"),
-        (lambda: ops.masked_gather(torch.zeros(2, 5, 3, dtype=torch.long), torch.zeros(2, 1, dtype=torch.long)), ValueError, "x must have dtype"),
-        (lambda: ops.masked_scatter(torch.zeros(2, 2, 3), torch.tensor([[0, 1], [1, 1]]), torch.zeros(3), 4), (ValueError, RuntimeError), "keep_idx must hold distinct"),
-        (lambda: ops.masked_scatter(torch.zeros(2, 2, 3), torch.tensor([[0, 1], [1, 4]]), torch.zeros(3), 4), ValueError, "keep_idx must index into \\[0, 4\\)"),
-        (lambda: ops.masked_scatter(torch.zeros(2, 2, 3), torch.tensor([[0, 1], [1, 2]]), torch.zeros(4), 4), ValueError, "mask_token must have shape"),
-        (lambda: ops.masked_scatter(torch.zeros(2, 2, 3), torch.tensor([[0, 1], [1, 2]]), torch.zeros(3).double(), 4), ValueError, "mask_token must have dtype"),
-        (lambda: ops.masked_scatter(torch.zeros(2, 2, 3), torch.tensor([[0, 1], [1, 2]]), torch.zeros(3), 1), ValueError, "num_patches must be >= the 2 visible"),
-        (lambda: ops.masked_scatter(torch.zeros(2, 2, 3), torch.tensor([[0], [1]]), torch.zeros(3), 4), ValueError, "keep_idx must have shape"),
+        (
+            lambda: ops.masked_gather(torch.zeros(2, 5), torch.zeros(2, 1, dtype=torch.long)),
+            ValueError,
+            "x must have 3 dimensions",
+        ),
+        (
+            lambda: ops.masked_gather(torch.zeros(2, 5, 3), torch.zeros(2, 1, dtype=torch.int32)),
+            ValueError,
+            "idx must have dtype int64",
+        ),
+        (
+            lambda: ops.masked_gather(torch.zeros(2, 5, 3), torch.zeros(3, 1, dtype=torch.long)),
+            ValueError,
+            "idx must have batch size 2",
+        ),
+        (
+            lambda: ops.masked_gather(torch.zeros(2, 5, 3), torch.tensor([[0], [5]])),
+            ValueError,
+            "idx must index into \\[0, 5\\)",
+        ),
+        (
+            lambda: ops.masked_gather(torch.zeros(2, 5, 3), torch.tensor([[0], [-1]])),
+            ValueError,
+            "idx must index into",
+        ),
+        (
+            lambda: ops.masked_gather(
+                torch.zeros(2, 5, 3, dtype=torch.long), torch.zeros(2, 1, dtype=torch.long)
+            ),
+            ValueError,
+            "x must have dtype",
+        ),
+        (
+            lambda: ops.masked_scatter(
+                torch.zeros(2, 2, 3), torch.tensor([[0, 1], [1, 1]]), torch.zeros(3), 4
+            ),
+            (ValueError, RuntimeError),
+            "keep_idx must hold distinct",
+        ),
+        (
+            lambda: ops.masked_scatter(
+                torch.zeros(2, 2, 3), torch.tensor([[0, 1], [1, 4]]), torch.zeros(3), 4
+            ),
+            ValueError,
+            "keep_idx must index into \\[0, 4\\)",
+        ),
+        (
+            lambda: ops.masked_scatter(
+                torch.zeros(2, 2, 3), torch.tensor([[0, 1], [1, 2]]), torch.zeros(4), 4
+            ),
+            ValueError,
+            "mask_token must have shape",
+        ),
+        (
+            lambda: ops.masked_scatter(
+                torch.zeros(2, 2, 3), torch.tensor([[0, 1], [1, 2]]), torch.zeros(3).double(), 4
+            ),
+            ValueError,
+            "mask_token must have dtype",
+        ),
+        (
+            lambda: ops.masked_scatter(
+                torch.zeros(2, 2, 3), torch.tensor([[0, 1], [1, 2]]), torch.zeros(3), 1
+            ),
+            ValueError,
+            "num_patches must be >= the 2 visible",
+        ),
+        (
+            lambda: ops.masked_scatter(
+                torch.zeros(2, 2, 3), torch.tensor([[0], [1]]), torch.zeros(3), 4
+            ),
+            ValueError,
+            "keep_idx must have shape",
+        ),
     ],
 )
 def test_bad_input_names_the_argument(call, error, message):

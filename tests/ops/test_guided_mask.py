@@ -28,7 +28,9 @@ def check_invariants(keep_idx, mask_idx, mask, patches, n_mask):
     batch = mask.shape[0]
     assert keep_idx.dtype == mask_idx.dtype == torch.int64 and mask.dtype == torch.bool
     assert keep_idx.shape == (batch, patches - n_mask) and mask_idx.shape == (batch, n_mask)
-    assert bool((keep_idx[:, 1:] > keep_idx[:, :-1]).all()) and bool((mask_idx[:, 1:] > mask_idx[:, :-1]).all())
+    assert bool((keep_idx[:, 1:] > keep_idx[:, :-1]).all()) and bool(
+        (mask_idx[:, 1:] > mask_idx[:, :-1]).all()
+    )
     union = torch.cat([keep_idx, mask_idx], 1).sort(1).values
     assert torch.equal(union, torch.arange(patches).expand(batch, patches))
     assert bool(mask.gather(1, mask_idx).all()) and not bool(mask.gather(1, keep_idx).any())
@@ -58,7 +60,7 @@ def test_compiled_equals_reference_and_invariants(batch, patches, ratio, tau, ti
 
 def test_tau_zero_takes_exactly_the_top_scores_ties_by_index():
     scores = torch.tensor([[0.1, 0.4, 0.4, 0.05, 0.4, 0.05]])
-    keep, masked, mask = ops.attention_guided_mask(scores, 0.5, 0.0)
+    keep, masked, _ = ops.attention_guided_mask(scores, 0.5, 0.0)
     assert masked.tolist() == [[1, 2, 4]] and keep.tolist() == [[0, 3, 5]]
     keep, masked, _ = ops.attention_guided_mask(scores, 2 / 6, 0.0)
     assert masked.tolist() == [[1, 2]]  # the third 0.4 loses the tie by index
@@ -67,7 +69,9 @@ def test_tau_zero_takes_exactly_the_top_scores_ties_by_index():
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_dtypes_and_device(dtype, device):
     scores = random_scores(3, 50, dtype=dtype).to(device)
-    keep, masked, mask = ops.attention_guided_mask(scores, 0.75, 0.5, torch.Generator(device).manual_seed(3))
+    keep, masked, mask = ops.attention_guided_mask(
+        scores, 0.75, 0.5, torch.Generator(device).manual_seed(3)
+    )
     assert keep.device == scores.device
     check_invariants(keep.cpu(), masked.cpu(), mask.cpu(), 50, 38)
 

@@ -31,7 +31,8 @@ WITHOUT_EXTENSION = textwrap.dedent(
     keep = torch.tensor([[0, 2], [5, 1]])
     ops.masked_gather(x, keep).sum().backward()
     assert x.grad.sum() == 12
-    scores = ops.cross_modal_attention_score(torch.randn(2, 3, 4), torch.randn(2, 6, 4), torch.ones(2, 3))
+    q, k = torch.randn(2, 3, 4), torch.randn(2, 6, 4)
+    scores = ops.cross_modal_attention_score(q, k, torch.ones(2, 3))
     keep_idx, mask_idx, mask = ops.attention_guided_mask(scores, 0.5, 1.0)
     assert mask.sum() == 6
     print("fallback ok")

@@ -64,8 +64,10 @@ at::Tensor masked_gather_backward_cpu(const at::Tensor& grad, const at::Tensor& 
                                       int64_t num_patches) {
   check_masked_gather_backward_inputs(grad, idx, num_patches);
   const int64_t batch = grad.size(0), count = grad.size(1), dim = grad.size(2);
-  auto out = at::zeros({batch, num_patches, dim}, grad.options());
-  if (out.numel() == 0 || count == 0) return out;
+  if (count == 0) return at::zeros({batch, num_patches, dim}, grad.options());
+  // Every row of out is written below (a gradient row or zeros): no separate zero fill.
+  auto out = at::empty({batch, num_patches, dim}, grad.options());
+  if (out.numel() == 0) return out;
   const auto g_c = grad.contiguous();
   const auto idx_c = idx.contiguous();
   const int64_t* idx_ptr = idx_c.data_ptr<int64_t>();
@@ -80,16 +82,26 @@ at::Tensor masked_gather_backward_cpu(const at::Tensor& grad, const at::Tensor& 
         // One sample per task: a sample's rows never race with another's.
         at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
           std::vector<acc_t> acc;
-          std::vector<int> hits(num_patches);
+          std::vector<int64_t> source(num_patches);  // the j feeding patch p, -1 none, -2 several
           for (int64_t b = begin; b < end; ++b) {
             const int64_t* row = idx_ptr + b * count;
-            std::fill(hits.begin(), hits.end(), 0);
-            for (int64_t j = 0; j < count; ++j) ++hits[row[j]];
-            const bool repeats = std::any_of(hits.begin(), hits.end(), [](int h) { return h > 1; });
+            std::fill(source.begin(), source.end(), int64_t{-1});
+            bool repeats = false;
+            for (int64_t j = 0; j < count; ++j) {
+              int64_t& s = source[row[j]];
+              repeats |= s != -1;
+              s = s == -1 ? j : -2;
+            }
             scalar_t* out_b = dst + b * num_patches * dim;
             const scalar_t* g_b = src + b * count * dim;
             if (!repeats) {
-              for (int64_t j = 0; j < count; ++j) std::copy_n(g_b + j * dim, dim, out_b + row[j] * dim);
+              for (int64_t p = 0; p < num_patches; ++p) {
+                if (source[p] >= 0) {
+                  std::copy_n(g_b + source[p] * dim, dim, out_b + p * dim);
+                } else {
+                  std::fill_n(out_b + p * dim, dim, scalar_t(0));
+                }
+              }
               continue;
             }
             acc.assign(num_patches * dim, acc_t(0));
