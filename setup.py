@@ -36,14 +36,19 @@ def _want_cuda() -> tuple[bool, str]:
     forced = os.environ.get("MMCLIP_FORCE_CUDA", "").strip()
     if forced == "1":
         if CUDA_HOME is None:
-            sys.exit("mmclip build: MMCLIP_FORCE_CUDA=1 but no CUDA toolkit was found (set CUDA_HOME)")
+            sys.exit(
+                "mmclip build: MMCLIP_FORCE_CUDA=1 but no CUDA toolkit was found (set CUDA_HOME)"
+            )
         return True, f"MMCLIP_FORCE_CUDA=1 (toolkit at {CUDA_HOME})"
     if forced == "0":
         return False, "MMCLIP_FORCE_CUDA=0"
     if torch.version.cuda is None:
         return False, f"torch {torch.__version__} is a CPU build"
     if not torch.cuda.is_available():
-        return False, "no CUDA device is visible (set MMCLIP_FORCE_CUDA=1 to build the kernels anyway)"
+        return (
+            False,
+            "no CUDA device is visible (set MMCLIP_FORCE_CUDA=1 to build the kernels anyway)",
+        )
     if CUDA_HOME is None:
         return False, "no CUDA toolkit found (set CUDA_HOME)"
     return True, f"CUDA device visible, toolkit at {CUDA_HOME}"
@@ -54,7 +59,9 @@ def _sources(pattern: str) -> list[str]:
 
 
 def _extension():
-    cpu_sources = _sources("csrc/*.cpp") + _sources("csrc/ops/*.cpp") + _sources("csrc/ops/cpu/*.cpp")
+    cpu_sources = (
+        _sources("csrc/*.cpp") + _sources("csrc/ops/*.cpp") + _sources("csrc/ops/cpu/*.cpp")
+    )
     cxx_flags = ["-O3", "-std=c++17", "-fdiagnostics-color=always"]
     if torch.backends.openmp.is_available() and sys.platform != "win32":
         cxx_flags.append("-fopenmp")  # at::parallel_for is OpenMP in torch's own build
