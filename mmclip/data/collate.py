@@ -1,0 +1,256 @@
+"""Records + decoded images → :class:`~mmclip.batch.MMCLIPBatch`: the text side of a batch.
+
+Text goes through two small interfaces so a model can swap them:
+
+* a :class:`TextEncoder` takes texts and returns the tokenised batch with the entity spans in
+  CSR form (:class:`TokenizedText`); :class:`RadiologyTextEncoder` is the default (fast
+  tokenizer, batched; entities from :func:`mmclip.text.extract_entities`, aligned with
+  :func:`mmclip.text.encode_with_spans`);
+* a :class:`Prompter` gives the disease-kind prompt of a record and its kind id;
+  :class:`DiseaseKindPrompter` is the default (:func:`mmclip.text.build_prompt`, and the
+  labeler through :func:`mmclip.text.report_prompt` for reports without labels).
+
+What each sample kind carries (see :class:`~mmclip.batch.SampleKind`):
+
+=============  ======  ============================  ==================  =============
+kind           image   text row                      prompt row          prompt_label
+=============  ======  ============================  ==================  =============
+PAIRED         yes     the report                    —                   from labels
+IMAGE_PROMPT   yes     the prompt of its labels      —                   from labels
+IMAGE_ONLY     yes     —                             —                   -1
+TEXT_ONLY      —       the report                    its prompt          from labels*
+=============  ======  ============================  ==================  =============
+
+\\* the record's labels, or the labeler's labels of the report when it has none.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from mmclip.batch import MMCLIPBatch, SampleKind
+from mmclip.data.records import NO_FINDING, XrayRecord
+
+__all__ = [
+    "DiseaseKindPrompter",
+    "Prompter",
+    "RadiologyTextEncoder",
+    "TextEncoder",
+    "TokenizedText",
+    "build_batch",
+    "disease_kind_id",
+]
+
+ENTITY_TYPES: tuple[str, ...] = ("finding", "device", "anatomy")
+"""Entity types whose spans EntMLM masks whole."""
+
+
+@dataclass
+class TokenizedText:
+    """A tokenised batch of ``Bt`` texts padded to ``L`` tokens.
+
+    Attributes:
+        input_ids, attention_mask, special_tokens_mask (Tensor[Bt, L] int64).
+        span_offsets (Tensor[Bt + 1] int64), spans (Tensor[S, 2] int64): entity token spans
+            (start, end exclusive) in CSR form.
+    """
+
+    input_ids: Tensor
+    attention_mask: Tensor
+    special_tokens_mask: Tensor
+    span_offsets: Tensor
+    spans: Tensor
+
+
+class TextEncoder(Protocol):
+    """Tokenises texts and finds their entity token spans."""
+
+    def __call__(self, texts: Sequence[str]) -> TokenizedText: ...
+
+
+class Prompter(Protocol):
+    """Disease-kind prompts of records."""
+
+    def prompt(self, record: XrayRecord, seed: int) -> str:
+        """The prompt text of ``record`` (its labels, or its report's)."""
+        ...
+
+    def labels(self, record: XrayRecord) -> Mapping[str, int]:
+        """The labels that define the record's disease kind (may be empty)."""
+        ...
+
+
+def disease_kind_id(labels: Mapping[str, Any]) -> int:
+    """Stable id of the disease kind of ``labels``: the set of positive findings.
+
+    ``-1`` for no labels; every label set without a positive finding (a normal study) is one
+    kind. The id is a hash, the same on every rank and in every run, so samples of one kind
+    are never each other's contrastive negatives, across ranks too.
+    """
+    known = {k: v for k, v in labels.items() if v is not None and v == v}
+    if not known:
+        return -1
+    positive = sorted(k for k, v in known.items() if v == 1 and k != NO_FINDING)
+    key = "|".join(positive) if positive else NO_FINDING
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=7).digest(), "big")
+
+
+class RadiologyTextEncoder:
+    """The default :class:`TextEncoder`: a fast tokenizer plus radiology entity spans.
+
+    Args:
+        tokenizer: a ``PreTrainedTokenizerFast`` (e.g. :func:`mmclip.text.load_tokenizer`).
+        max_length: texts are truncated to this many tokens (spans cut by it are clipped).
+        entity_types: entity types whose spans are returned.
+    """
+
+    def __init__(
+        self, tokenizer: Any, max_length: int = 128, entity_types: Sequence[str] = ENTITY_TYPES
+    ) -> None:
+        if not getattr(tokenizer, "is_fast", False):
+            raise TypeError("RadiologyTextEncoder needs a fast tokenizer (offsets mapping)")
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.entity_types = frozenset(entity_types)
+
+    @functools.lru_cache(maxsize=65536)  # noqa: B019 - one encoder per run, texts repeat
+    def _char_spans(self, text: str) -> tuple[tuple[int, int], ...]:
+        from mmclip.text import extract_entities
+
+        return tuple(
+            (m.start, m.end) for m in extract_entities(text) if m.type in self.entity_types
+        )
+
+    def __call__(self, texts: Sequence[str]) -> TokenizedText:
+        from mmclip.text import encode_with_spans
+
+        char_spans = [self._char_spans(t) for t in texts]
+        encoding, span_offsets, spans = encode_with_spans(
+            self.tokenizer,
+            list(texts),
+            char_spans,
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_special_tokens_mask=True,
+            return_tensors="np",
+        )
+        return TokenizedText(
+            input_ids=torch.as_tensor(encoding["input_ids"], dtype=torch.int64),
+            attention_mask=torch.as_tensor(encoding["attention_mask"], dtype=torch.int64),
+            special_tokens_mask=torch.as_tensor(encoding["special_tokens_mask"], dtype=torch.int64),
+            span_offsets=torch.as_tensor(span_offsets, dtype=torch.int64),
+            spans=torch.as_tensor(spans, dtype=torch.int64).reshape(-1, 2),
+        )
+
+
+@functools.lru_cache(maxsize=65536)
+def _report_labels(report: str) -> tuple[tuple[str, int], ...]:
+    from mmclip.text import label_report
+
+    return tuple((k, int(v)) for k, v in label_report(report).items() if v is not None)
+
+
+class DiseaseKindPrompter:
+    """The default :class:`Prompter`, on :mod:`mmclip.text`.
+
+    Records with labels get :func:`mmclip.text.build_prompt` of them; a report without labels
+    is labelled by the radiology labeler and prompted with :func:`mmclip.text.report_prompt`
+    (which keeps the laterality the report states).
+    """
+
+    def __init__(self, include_negatives: int = 0) -> None:
+        self.include_negatives = include_negatives
+
+    def labels(self, record: XrayRecord) -> Mapping[str, int]:
+        if record.labels:
+            return record.labels
+        if record.report is not None:
+            return dict(_report_labels(record.report))
+        return {}
+
+    def prompt(self, record: XrayRecord, seed: int) -> str:
+        from mmclip.text import build_prompt, report_prompt
+
+        if record.labels or record.report is None:
+            return build_prompt(record.labels, seed=seed, include_negatives=self.include_negatives)
+        return report_prompt(record.report, seed=seed, include_negatives=self.include_negatives)
+
+
+def build_batch(
+    records: Sequence[XrayRecord],
+    images: Tensor | None,
+    text_encoder: TextEncoder | None,
+    prompter: Prompter | None,
+    seed: int,
+) -> MMCLIPBatch:
+    """Assemble one batch.
+
+    Args:
+        records: the ``B`` samples, in batch order.
+        images: float [Bi, 1, S, S], one row per record with an image, in record order.
+        text_encoder: tokeniser for reports and prompts (``None``: a batch without text,
+            allowed only when no sample needs one).
+        prompter: disease-kind prompts (``None``: IMAGE_PROMPT and TEXT_ONLY prompts are
+            not available — an error if such a sample is present).
+        seed: seeds the prompt template choice of each sample (``seed + i``).
+    """
+    kinds = [r.kind for r in records]
+    image_rows = [i for i, k in enumerate(kinds) if k != SampleKind.TEXT_ONLY]
+    if images is not None and images.shape[0] != len(image_rows):
+        raise ValueError(f"{images.shape[0]} images for {len(image_rows)} samples with an image")
+    texts: list[str] = []
+    text_rows: list[int] = []
+    prompts: list[str] = []
+    prompt_rows: list[int] = []
+    prompt_label = []
+    for i, (record, kind) in enumerate(zip(records, kinds, strict=True)):
+        needs_prompt = kind in (SampleKind.IMAGE_PROMPT, SampleKind.TEXT_ONLY)
+        if needs_prompt and prompter is None:
+            raise ValueError(f"{record.source}: {kind.name} samples need a prompter")
+        if kind == SampleKind.IMAGE_ONLY:
+            prompt_label.append(-1)
+            continue
+        labels = prompter.labels(record) if prompter is not None else record.labels
+        prompt_label.append(disease_kind_id(labels))
+        if kind == SampleKind.IMAGE_PROMPT:
+            assert prompter is not None
+            texts.append(prompter.prompt(record, seed + i))
+        else:
+            assert record.report is not None
+            texts.append(record.report)
+        text_rows.append(i)
+        if kind == SampleKind.TEXT_ONLY:
+            assert prompter is not None
+            prompts.append(prompter.prompt(record, seed + i))
+            prompt_rows.append(i)
+    batch = MMCLIPBatch(
+        kind=torch.tensor([int(k) for k in kinds], dtype=torch.int64),
+        images=images,
+        image_index=torch.tensor(image_rows, dtype=torch.int64),
+        text_index=torch.tensor(text_rows, dtype=torch.int64),
+        prompt_label=torch.tensor(prompt_label, dtype=torch.int64),
+        prompt_index=torch.tensor(prompt_rows, dtype=torch.int64),
+    )
+    if texts:
+        if text_encoder is None:
+            raise ValueError("samples with text need a text encoder (tokenizer)")
+        tok = text_encoder(texts)
+        batch.input_ids = tok.input_ids
+        batch.attention_mask = tok.attention_mask
+        batch.special_tokens_mask = tok.special_tokens_mask
+        batch.span_offsets = tok.span_offsets
+        batch.spans = tok.spans
+    if prompts:
+        assert text_encoder is not None
+        ptok = text_encoder(prompts)
+        batch.prompt_input_ids = ptok.input_ids
+        batch.prompt_attention_mask = ptok.attention_mask
+    return batch

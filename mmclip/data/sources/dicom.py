@@ -1,0 +1,68 @@
+"""DICOM → cached 8-bit PNG, for the sources that ship DICOM (RSNA Pneumonia, SIIM-ACR).
+
+The decoders of the pipeline read JPEG / PNG, so each DICOM is converted once (modality
+rescale, VOI window, MONOCHROME1 inversion, min-max to 8 bit) and cached next to the others;
+later runs reuse the PNG. Writes go to a temporary name and are renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mmclip.data.records import DataError
+
+__all__ = ["dicom_patient_id", "dicom_to_png", "dicom_to_uint8"]
+
+
+def dicom_to_uint8(path: Path) -> np.ndarray:
+    """Pixels of a DICOM file as a uint8 [H, W] display image (dense = bright)."""
+    import pydicom
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    try:
+        ds = pydicom.dcmread(path)
+        pixels = ds.pixel_array
+    except Exception as err:  # pydicom raises many types for bad files
+        raise DataError(f"{path}: cannot read DICOM pixels ({err})") from err
+    if pixels.ndim != 2:
+        raise DataError(f"{path}: expected a 2-D grey-scale image, got shape {pixels.shape}")
+    data = apply_modality_lut(pixels, ds)
+    if "WindowCenter" in ds and "WindowWidth" in ds:
+        data = apply_voi_lut(data, ds)
+    data = np.asarray(data, dtype=np.float32)
+    lo, hi = float(data.min()), float(data.max())
+    scaled = (data - lo) / (hi - lo) if hi > lo else np.zeros_like(data)
+    if str(ds.get("PhotometricInterpretation", "MONOCHROME2")) == "MONOCHROME1":
+        scaled = 1.0 - scaled
+    return (scaled * 255.0 + 0.5).astype(np.uint8)
+
+
+def dicom_patient_id(path: Path) -> str | None:
+    """The PatientID tag of a DICOM file (header only, pixels not read)."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"])
+    except Exception as err:
+        raise DataError(f"{path}: cannot read DICOM header ({err})") from err
+    value = str(ds.get("PatientID", "")).strip()
+    return value or None
+
+
+def dicom_to_png(path: Path, cache_dir: Path, name: str | None = None) -> Path:
+    """Convert ``path`` to ``cache_dir/<name or stem>.png`` once; return the PNG path."""
+    if not path.is_file():
+        raise DataError(f"{path}: DICOM file not found")
+    out = cache_dir / f"{name or path.stem}.png"
+    if out.is_file() and out.stat().st_mtime >= path.stat().st_mtime:
+        return out
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    image = dicom_to_uint8(path)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    Image.fromarray(image).save(tmp, format="PNG", compress_level=1)
+    tmp.replace(out)
+    return out

@@ -1,0 +1,140 @@
+"""Generic manifests: a CSV or JSONL file listing images, reports and labels.
+
+JSONL (one object per line; what :func:`mmclip.data.synthetic.write_dataset` writes)::
+
+    {"image": "images/0001.jpg", "report": "FINDINGS: ...", "labels": {"Cardiomegaly": 1},
+     "patient_id": "p1", "view": "PA", "split": "train", "mask": "masks/0001.png"}
+
+CSV: columns ``image``, ``report``, ``patient_id``, ``view``, ``split`` (any may be absent
+except that ``image`` or ``report`` must be there), ``labels`` as a JSON object, and / or the
+columns named in ``label_columns``.
+
+Every path resolves under the dataset root (the manifest's folder unless ``root`` is given);
+``../`` or an absolute path elsewhere is a :class:`~mmclip.data.records.DataError`. A row
+without image and report, an empty report, or a bad label → a :class:`DataError` naming the
+file and line, or with ``on_error="skip"`` a counted skip. Rows without ``split`` are split by
+a hash of the patient id (of the image path when there is none).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from mmclip.data.records import (
+    DataError,
+    ErrorPolicy,
+    SkipCounter,
+    XrayRecord,
+    normalize_labels,
+    normalize_split,
+    open_text,
+    patient_split,
+    read_jsonl,
+    resolve_under_root,
+)
+
+__all__ = ["PATH_FIELDS", "load_manifest"]
+
+PATH_FIELDS: tuple[str, ...] = ("mask",)
+"""Extra fields that hold paths: resolved under the root like ``image``."""
+
+_KNOWN = {"image", "report", "labels", "patient_id", "view", "split"}
+
+
+def _csv_rows(path: Path, label_columns: Sequence[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    with open_text(path) as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        if "image" not in columns and "report" not in columns:
+            raise DataError(f"{path}: needs an 'image' or a 'report' column (has {columns})")
+        missing = [c for c in label_columns if c not in columns]
+        if missing:
+            raise DataError(f"{path}: missing label columns {missing}")
+        for number, row in enumerate(reader, start=2):
+            # A blank CSV cell means "absent" (an image-only row has an empty report cell).
+            obj: dict[str, Any] = {k: (v or None) for k, v in row.items() if k is not None}
+            labels: dict[str, Any] = {}
+            if obj.get("labels"):
+                try:
+                    labels = json.loads(obj["labels"])
+                except json.JSONDecodeError as err:
+                    raise DataError(f"{path}:{number}: 'labels' is not JSON ({err.msg})") from err
+            for column in label_columns:
+                labels[column] = obj.pop(column) or ""
+            obj["labels"] = labels
+            yield number, obj
+
+
+def load_manifest(
+    path: str | Path,
+    root: str | Path | None = None,
+    label_columns: Sequence[str] = (),
+    source: str | None = None,
+    on_error: ErrorPolicy = "raise",
+    skips: SkipCounter | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+) -> list[XrayRecord]:
+    """Records of a ``.jsonl`` / ``.csv`` (optionally ``.gz``) manifest."""
+    path = Path(path)
+    base = Path(root) if root is not None else path.parent
+    skips = skips if skips is not None else SkipCounter()
+    name = path.name.removesuffix(".gz")
+    if name.endswith(".jsonl"):
+        rows = read_jsonl(path)
+    elif name.endswith(".csv"):
+        if not path.is_file():
+            raise DataError(f"{path}: file not found")
+        rows = _csv_rows(path, label_columns)
+    else:
+        raise DataError(f"{path}: manifest must be .jsonl or .csv")
+    src = source or path.stem
+    records: list[XrayRecord] = []
+    for number, obj in rows:
+        where = f"{path}:{number}"
+        try:
+            records.append(_record(obj, base, where, src, val_fraction, test_fraction))
+        except DataError as err:
+            if on_error == "raise" or "escapes the dataset root" in str(err):
+                raise
+            skips.add("bad manifest row", str(err))
+    skips.report(str(path))
+    return records
+
+
+def _record(
+    obj: dict[str, Any], root: Path, where: str, source: str, val: float, test: float
+) -> XrayRecord:
+    image_value = obj.get("image") or None
+    report = obj.get("report")
+    if report is not None and not isinstance(report, str):
+        raise DataError(f"{where}: 'report' must be a string")
+    if report is not None and not report.strip():
+        raise DataError(f"{where}: empty report")
+    if image_value is None and report is None:
+        raise DataError(f"{where}: row has neither 'image' nor 'report'")
+    image = resolve_under_root(root, image_value, where) if image_value is not None else None
+    raw_labels = obj.get("labels") or {}
+    if not isinstance(raw_labels, dict):
+        raise DataError(f"{where}: 'labels' must be an object")
+    labels = normalize_labels(raw_labels, where)
+    patient = str(obj["patient_id"]) if obj.get("patient_id") not in (None, "") else None
+    split_value = obj.get("split")
+    if split_value:
+        split = normalize_split(str(split_value), where)
+    else:
+        split = patient_split(patient or str(image_value or report), val, test)
+    meta: dict[str, Any] = {}
+    for key, value in obj.items():
+        if key in _KNOWN:
+            continue
+        if key in PATH_FIELDS and value:
+            meta[key] = resolve_under_root(root, value, where)
+        else:
+            meta[key] = value
+    view = str(obj["view"]) if obj.get("view") else None
+    return XrayRecord(image, report, labels, patient, view, split, source, meta)
