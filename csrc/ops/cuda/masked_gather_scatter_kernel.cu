@@ -56,22 +56,23 @@ inline RowGrid row_grid(int64_t rows, int lanes) {
   return {dim3(grid_for(rows, rows_per_block, cap)), dim3(kBlockThreads)};
 }
 
-// Copies n vectors src -> dst with the calling lane's share of a G-lane group.
+// Copies n vectors src -> dst with the calling lane's share of a G-lane group: up to
+// four loads are issued before their stores.
 template <typename V>
 __device__ __forceinline__ void copy_row(V* __restrict__ dst, const V* __restrict__ src, int64_t n,
                                          int lane, int lanes) {
-  int64_t v = lane;
-  for (; v + 3 * lanes < n; v += 4 * lanes) {
-    const V a0 = src[v];
-    const V a1 = src[v + lanes];
-    const V a2 = src[v + 2 * lanes];
-    const V a3 = src[v + 3 * lanes];
-    dst[v] = a0;
-    dst[v + lanes] = a1;
-    dst[v + 2 * lanes] = a2;
-    dst[v + 3 * lanes] = a3;
+  constexpr int kInFlight = 4;
+  for (int64_t v = lane; v < n; v += kInFlight * lanes) {
+    V a[kInFlight];
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) {
+      if (v + u * lanes < n) a[u] = src[v + u * lanes];
+    }
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) {
+      if (v + u * lanes < n) dst[v + u * lanes] = a[u];
+    }
   }
-  for (; v < n; v += lanes) dst[v] = src[v];
 }
 
 template <typename V>
@@ -212,16 +213,14 @@ __global__ void __launch_bounds__(kBlockThreads)
       for (int64_t j = first[r]; j < K; ++j) {
         if (idx_b[j] != p) continue;
         const V packed = grad_b[j * nvec + v];
-        T elems[kPerVec];
-        memcpy(elems, &packed, sizeof(V));
+        const T* elems = reinterpret_cast<const T*>(&packed);
 #pragma unroll
         for (int e = 0; e < kPerVec; ++e) acc[e] += to_acc<Acc>(elems[e]);
       }
-      T elems[kPerVec];
+      V packed;
+      T* elems = reinterpret_cast<T*>(&packed);
 #pragma unroll
       for (int e = 0; e < kPerVec; ++e) elems[e] = from_acc<T>(acc[e]);
-      V packed;
-      memcpy(&packed, elems, sizeof(V));
       dst[v] = packed;
     }
   }
@@ -338,8 +337,7 @@ __global__ void __launch_bounds__(kBlockThreads)
     for (int64_t r = row_begin + warp; r < row_end; r += kBlockWarps) {
       if (owner[r] >= 0) continue;  // kept: its gradient goes to grad_visible
       const V packed = grad[r * nvec + column];
-      T elems[kPerVec];
-      memcpy(elems, &packed, sizeof(V));
+      const T* elems = reinterpret_cast<const T*>(&packed);
 #pragma unroll
       for (int e = 0; e < kPerVec; ++e) acc[e] += to_acc<Acc>(elems[e]);
     }
