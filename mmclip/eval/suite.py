@@ -1,0 +1,217 @@
+"""The evaluation suite of a trained model: zero-shot, linear probe, (fine-tune), retrieval and
+AttMIM masks, written as ``results.json`` + ``results.md`` + pictures."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmclip.data import XrayRecord
+
+from .embed import encode_records, label_matrix, load_images
+from .finetune import FinetuneConfig, finetune
+from .masks import guided_masks, lesion_overlap, lesion_patches, load_lesion_masks
+from .plots import plot_attmim_masks, plot_roc_curves
+from .probe import DEFAULT_FRACTIONS, DEFAULT_SEEDS, linear_probe
+from .report import (
+    fewlabel_table,
+    lesion_table,
+    retrieval_table,
+    write_json,
+    write_markdown,
+    zero_shot_table,
+)
+from .retrieval import evaluate_retrieval
+from .zeroshot import evaluate_zero_shot
+
+__all__ = ["SuiteOptions", "SuiteResult", "default_findings", "run_suite"]
+
+logger = logging.getLogger(__name__)
+
+
+def default_findings(records: Sequence[XrayRecord], min_positive: int = 1) -> list[str]:
+    """Findings with prompt phrases that are positive in at least ``min_positive`` records."""
+    from mmclip.text.prompts import FINDING_PHRASES
+
+    counts: dict[str, int] = {}
+    for record in records:
+        for name, value in record.labels.items():
+            if value == 1 and name in FINDING_PHRASES:
+                counts[name] = counts.get(name, 0) + 1
+    return sorted(k for k, v in counts.items() if v >= min_positive)
+
+
+@dataclass
+class SuiteOptions:
+    """What the suite runs.
+
+    Attributes:
+        zero_shot, probe, finetune, retrieval, masks: the parts to run.
+        fractions, seeds: label fractions and seeds of the probe and the fine-tune.
+        uncertain: how uncertain labels count (``ignore`` / ``positive`` / ``negative``).
+        n_resamples: bootstrap resamples of the confidence intervals.
+        mask_images: images in the AttMIM picture.
+        finetune_config: fine-tuning hyper-parameters.
+        backend: image decoding backend.
+        seed: bootstrap and mask seed.
+    """
+
+    zero_shot: bool = True
+    probe: bool = True
+    finetune: bool = False
+    retrieval: bool = True
+    masks: bool = True
+    fractions: Sequence[float] = DEFAULT_FRACTIONS
+    seeds: Sequence[int] = DEFAULT_SEEDS
+    uncertain: str = "ignore"
+    n_resamples: int = 1000
+    mask_images: int = 4
+    finetune_config: FinetuneConfig = field(default_factory=FinetuneConfig)
+    backend: str = "auto"
+    seed: int = 0
+
+
+@dataclass
+class SuiteResult:
+    """Results (JSON-able via ``results``) and the files written."""
+
+    results: dict[str, Any]
+    files: dict[str, Path]
+    markdown: str
+
+
+def _pick_mask_examples(records: Sequence[XrayRecord], n: int) -> list[int]:
+    """Paired records, those with a lesion mask and a positive finding first."""
+    paired = [i for i, r in enumerate(records) if r.image_path is not None and r.report]
+    with_lesion = [i for i in paired if records[i].meta.get("mask") and any(
+        v == 1 for v in records[i].labels.values())]
+    rest = [i for i in paired if i not in set(with_lesion)]
+    return (with_lesion + rest)[:n]
+
+
+@torch.no_grad()
+def _mask_section(
+    model: Any,
+    test: Sequence[XrayRecord],
+    test_images: torch.Tensor,
+    out_dir: Path,
+    options: SuiteOptions,
+    results: dict[str, Any],
+    files: dict[str, Path],
+    sections: dict[str, str],
+) -> None:
+    paired = [i for i, r in enumerate(test) if r.image_path is not None and r.report]
+    if not paired:
+        logger.info("no image–report pairs in the evaluation set: no AttMIM picture")
+        return
+    texts = [test[i].report or "" for i in paired]
+    masks = guided_masks(model, test_images[paired], texts, seed=options.seed)
+    show = _pick_mask_examples([test[i] for i in paired], options.mask_images)
+    size = test_images.shape[-1]
+    lesion_paths = [test[paired[i]].meta.get("mask") for i in range(len(paired))]
+    lesions = None
+    if all(p is not None for p in lesion_paths):
+        lesions = load_lesion_masks(lesion_paths, size)
+        overlap = lesion_overlap(masks, lesion_patches(lesions, masks.grid))
+        results["attmim_lesion_overlap"] = overlap.to_dict()
+        sections["AttMIM masks vs lesions"] = (
+            lesion_table(overlap)
+            + f"\n\nMasking temperature τ = {masks.tau:g} (the model's final AttMIM τ)."
+        )
+    files["attmim_masks"] = plot_attmim_masks(
+        test_images[[paired[i] for i in show]],
+        masks.scores[show],
+        masks.guided[show],
+        masks.random[show],
+        out_dir / "attmim_masks.png",
+        texts=[texts[i] for i in show],
+        lesions=lesions[show] if lesions is not None else None,
+    )
+
+
+def run_suite(
+    model: Any,
+    train: Sequence[XrayRecord],
+    test: Sequence[XrayRecord],
+    findings: Sequence[str],
+    out_dir: str | Path,
+    options: SuiteOptions | None = None,
+    title: str = "mmclip evaluation",
+    preamble: str = "",
+) -> SuiteResult:
+    """Run the selected evaluations and write ``results.json``, ``results.md`` and PNGs.
+
+    Args:
+        model: a trained :class:`~mmclip.models.MMCLIPModel`.
+        train: labelled training records (probe / fine-tune; may be empty otherwise).
+        test: held-out evaluation records.
+        findings: the findings to evaluate.
+        out_dir: where the files go.
+    """
+    options = options or SuiteOptions()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    results: dict[str, Any] = {"findings": list(findings), "n_test": len(test)}
+    files: dict[str, Path] = {}
+    sections: dict[str, str] = {}
+    if preamble:
+        sections["Setup"] = preamble
+    t0 = time.perf_counter()
+    test_images = load_images(model, test, backend=options.backend)
+    test_embeds = encode_records(model, test, images=test_images)
+    if options.zero_shot:
+        zs = evaluate_zero_shot(
+            model, test, findings, uncertain=options.uncertain, image_embeds=test_embeds,
+            n_resamples=options.n_resamples, seed=options.seed,
+        )
+        results["zero_shot"] = zs.to_dict()
+        sections["Zero-shot classification"] = (
+            "Positive vs negative prompt ensembles per finding (softmax at the model's logit "
+            "scale); ACC and F1 at p = 0.5; 95% bootstrap intervals.\n\n" + zero_shot_table(zs)
+        )
+        curves = {f: (zs.labels[:, j], zs.scores[:, j]) for j, f in enumerate(findings)}
+        files["roc"] = plot_roc_curves(curves, out_dir / "roc_zeroshot.png")
+    train_y = label_matrix(train, findings, options.uncertain) if train else None
+    test_y = label_matrix(test, findings, options.uncertain)
+    if options.probe and train:
+        train_embeds = encode_records(model, train, backend=options.backend)
+        probe = linear_probe(
+            train_embeds.numpy(), train_y, test_embeds.numpy(), test_y, findings,
+            options.fractions, options.seeds,
+        )
+        results["linear_probe"] = probe.to_dict()
+        sections["Linear probe"] = (
+            "Logistic regression on frozen image embeddings; test AUROC, mean ± std over "
+            f"seeds {list(options.seeds)} (stratified label subsets).\n\n" + fewlabel_table(probe)
+        )
+    if options.finetune and train:
+        train_images = load_images(model, train, backend=options.backend)
+        ft = finetune(
+            model, train_images, train_y, test_images, test_y, findings,
+            options.fractions, options.seeds, options.finetune_config,
+        )
+        results["finetune"] = ft.to_dict()
+        sections["Fine-tune"] = (
+            "Image encoder + linear head, trained end to end; test AUROC, mean ± std over "
+            "seeds.\n\n" + fewlabel_table(ft)
+        )
+    if options.retrieval and any(r.report for r in test):
+        ret = evaluate_retrieval(model, test, image_embeds=test_embeds)
+        results["retrieval"] = ret.to_dict()
+        sections["Image–text retrieval"] = retrieval_table(ret)
+    if options.masks:
+        _mask_section(model, test, test_images, out_dir, options, results, files, sections)
+    results["seconds"] = round(time.perf_counter() - t0, 1)
+    files["json"] = write_json(results, out_dir / "results.json")
+    markdown_path = write_markdown(sections, out_dir / "results.md", title)
+    files["markdown"] = markdown_path
+    logger.info("evaluation written to %s (%.0f s)", out_dir, results["seconds"])
+    return SuiteResult(results, files, markdown_path.read_text(encoding="utf-8"))
+

@@ -1,0 +1,66 @@
+"""mmclip models: the ViT and BERT encoders, AttMIM, EntMLM, the contrastive loss and
+the whole :class:`MMCLIPModel`, with a registry of named configs.
+
+Example::
+
+    from mmclip.models import create_model, list_models
+    model = create_model("mmclip-tiny", attmim__tau_final=float("inf"))  # random masking
+"""
+
+from .attmim import AttMIM, MIMDecoder, MIMOutput, tau_schedule
+from .config import (
+    AttMIMConfig,
+    ContrastiveConfig,
+    EntMLMConfig,
+    LossWeights,
+    MMCLIPConfig,
+    TextConfig,
+    VisionConfig,
+)
+from .contrastive import ContrastiveLoss, all_gather_with_grad, contrastive_targets
+from .entmlm import EntMLM, MLMOutput
+from .fusion import TransformerBlock
+from .mmclip import CheckpointMismatchError, MMCLIPModel, MMCLIPOutput, entity_token_weights
+from .preprocess import preprocess_image
+from .registry import apply_overrides, create_model, get_model_config, list_models, register_model
+from .text import TextEncoder, TextOutput, build_wordpiece_tokenizer, load_tokenizer, minilm_path
+from .vit import VisionTransformer, ViTOutput, patchify, unpatchify
+
+__all__ = [
+    "AttMIM",
+    "AttMIMConfig",
+    "CheckpointMismatchError",
+    "ContrastiveConfig",
+    "ContrastiveLoss",
+    "EntMLM",
+    "EntMLMConfig",
+    "LossWeights",
+    "MIMDecoder",
+    "MIMOutput",
+    "MLMOutput",
+    "MMCLIPConfig",
+    "MMCLIPModel",
+    "MMCLIPOutput",
+    "TextConfig",
+    "TextEncoder",
+    "TextOutput",
+    "TransformerBlock",
+    "ViTOutput",
+    "VisionConfig",
+    "VisionTransformer",
+    "all_gather_with_grad",
+    "apply_overrides",
+    "build_wordpiece_tokenizer",
+    "contrastive_targets",
+    "create_model",
+    "entity_token_weights",
+    "get_model_config",
+    "list_models",
+    "load_tokenizer",
+    "minilm_path",
+    "patchify",
+    "preprocess_image",
+    "register_model",
+    "tau_schedule",
+    "unpatchify",
+]

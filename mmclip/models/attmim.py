@@ -1,0 +1,362 @@
+"""AttMIM: attention-guided masked image modelling (DESIGN §1.1 steps 2–5 and 7).
+
+The temperature schedule (:func:`tau_schedule`)::
+
+    tau(step) = inf                                   step <  guide_warmup_steps
+    1 / tau(step) = (1 / tau_final) · min(1, (step - guide_warmup_steps) / tau_anneal_steps)
+
+i.e. uniform (MAE) masking during the warm-up, then the *inverse* temperature rises
+linearly from 0 (uniform) to ``1 / tau_final``. Working on ``1 / tau`` makes the
+schedule continuous at the end of the warm-up: Gumbel-top-k keys are
+``log(s) / tau + gumbel``, so ``1 / tau`` is the weight of the guidance against the noise.
+``tau_final = inf`` keeps uniform masking for ever (the random-masking ablation);
+``tau_final = 0`` ends on masking exactly the most text-responsive patches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..ops import attention_guided_mask, cross_modal_attention_score
+from ..ops.gather_scatter import MaskedScatter
+from .config import AttMIMConfig
+from .fusion import TransformerBlock, init_weights, sincos_pos_embed_2d
+from .vit import VisionTransformer, patchify
+
+__all__ = ["AttMIM", "MIMDecoder", "MIMOutput", "tau_schedule"]
+
+DEFAULT_GUIDE_SCALE = 1.0 / 0.07
+
+
+def tau_schedule(step: int, tau_final: float, warmup_steps: int, anneal_steps: int) -> float:
+    """The masking temperature at ``step`` (see the module docstring).
+
+    Args:
+        step: optimiser step (0-based).
+        tau_final: the temperature reached after the annealing (``inf`` = always uniform).
+        warmup_steps: steps of uniform masking.
+        anneal_steps: steps of the linear ramp of ``1 / tau`` (0 = jump to ``tau_final``).
+
+    Returns:
+        tau in ``[tau_final, inf]``.
+    """
+    tau_final = float(tau_final)
+    if math.isnan(tau_final) or tau_final < 0:
+        raise ValueError(f"tau_final must be >= 0; got {tau_final}")
+    if math.isinf(tau_final) or step < warmup_steps:
+        return math.inf
+    if anneal_steps <= 0:
+        return tau_final
+    frac = min(1.0, (step - warmup_steps) / anneal_steps)
+    if frac <= 0.0:
+        return math.inf
+    return tau_final / frac
+
+
+@dataclass
+class MIMOutput:
+    """Output of :class:`AttMIM`.
+
+    Attributes:
+        loss: scalar MSE over the masked patches (0 when nothing is masked).
+        pred (Tensor[B, P, patch² · C]): predicted (normalised) pixels of every patch.
+        mask (Tensor[B, P] bool): True = masked.
+        scores (Tensor[B, P] float32): guidance scores (uniform ``1 / P`` when unguided).
+        keep_idx (Tensor[B, K] int64), mask_idx (Tensor[B, P - K] int64): ascending.
+        visible (Tensor[B, K, D]): encoder states of the visible patches (with grad).
+        pooled (Tensor[B, D]): pooled state of the visible-patch encoding.
+        tau: the temperature used.
+    """
+
+    loss: Tensor
+    pred: Tensor
+    mask: Tensor
+    scores: Tensor
+    keep_idx: Tensor
+    mask_idx: Tensor
+    visible: Tensor
+    pooled: Tensor
+    tau: float
+
+
+class MIMDecoder(nn.Module):
+    """Light image decoder: mask tokens in, per-patch pixels out.
+
+    Args:
+        encoder_width: width of the visible-token states.
+        grid_size: patches per side (P = grid_size²).
+        patch_dim: pixels per patch (patch² · C).
+        width, depth, heads: decoder sizes.
+        context_dim: width of the cross-attention memory (text); None = self-attention only.
+    """
+
+    def __init__(
+        self,
+        encoder_width: int,
+        grid_size: int,
+        patch_dim: int,
+        width: int = 512,
+        depth: int = 4,
+        heads: int = 16,
+        context_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_patches = grid_size**2
+        self.scatter = MaskedScatter(encoder_width)
+        self.embed = nn.Linear(encoder_width, width)
+        self.register_buffer(
+            "pos_embed", sincos_pos_embed_2d(width, grid_size)[None], persistent=False
+        )
+        self.blocks = nn.ModuleList(
+            TransformerBlock(width, heads, 4.0, context_dim=context_dim) for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(width, eps=1e-6)
+        self.head = nn.Linear(width, patch_dim)
+        init_weights(self)
+        nn.init.normal_(self.scatter.mask_token, std=0.02)
+
+    def forward(
+        self,
+        visible: Tensor,
+        keep_idx: Tensor,
+        context: Tensor | None = None,
+        context_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Decode.
+
+        Args:
+            visible (Tensor[B, K, D_enc]): visible-token states.
+            keep_idx (Tensor[B, K] int64): their patch positions.
+            context (Tensor[B, T, context_dim] | None): text states.
+            context_mask (Tensor[B, T] bool | None): True = attend.
+
+        Returns:
+            Tensor[B, P, patch_dim].
+        """
+        x = self.scatter(visible, keep_idx, self.num_patches)
+        x = self.embed(x) + self.pos_embed.to(visible.dtype)
+        for block in self.blocks:
+            x = block(x, context=context, context_mask=context_mask)
+        return self.head(self.norm(x))
+
+
+class AttMIM(nn.Module):
+    """Attention-guided masked image modelling around a :class:`VisionTransformer`.
+
+    Usable on its own::
+
+        mim = AttMIM(vit, text_dim=128)
+        out = mim(images, text_states, text_weight)   # MIMOutput(loss, pred, mask, scores…)
+        out = mim(images)                             # image-only: uniform mask, no cross-attn
+
+    Args:
+        encoder: the image encoder (registered as ``self.encoder``).
+        config: knobs (:class:`~mmclip.models.AttMIMConfig`); keyword ``overrides`` replace
+            single fields, e.g. ``AttMIM(vit, text_dim=128, mask_ratio=0.6)``.
+        text_dim: width H of the text states; None = image-only (no cross-attention).
+        image_proj, text_proj: the contrastive heads ``Pv`` (D → E) and ``Pt`` (H → E)
+            used by the guidance (registered here). Both None: the guidance compares raw
+            states (needs ``H == D``).
+    """
+
+    def __init__(
+        self,
+        encoder: VisionTransformer,
+        config: AttMIMConfig | None = None,
+        *,
+        text_dim: int | None = None,
+        image_proj: nn.Module | None = None,
+        text_proj: nn.Module | None = None,
+        **overrides: object,
+    ) -> None:
+        super().__init__()
+        config = dataclasses.replace(config or AttMIMConfig(), **overrides)  # type: ignore[arg-type]
+        if not 0.0 <= config.mask_ratio <= 1.0:
+            raise ValueError(f"mask_ratio must lie in [0, 1]; got {config.mask_ratio}")
+        if (image_proj is None) != (text_proj is None):
+            raise ValueError("pass both image_proj and text_proj, or neither")
+        self.config = config
+        self.encoder = encoder
+        self.image_proj = image_proj if image_proj is not None else nn.Identity()
+        self.text_proj = text_proj if text_proj is not None else nn.Identity()
+        self.text_dim = text_dim
+        context = text_dim if (text_dim is not None and config.decoder_cross_attention) else None
+        self.decoder = MIMDecoder(
+            encoder.width,
+            encoder.grid_size,
+            encoder.patch_size**2 * encoder.in_chans,
+            width=config.decoder_width,
+            depth=config.decoder_depth,
+            heads=config.decoder_heads,
+            context_dim=context,
+        )
+        self.step = 0
+
+    def set_step(self, step: int) -> None:
+        """Set the optimiser step that drives the temperature schedule."""
+        self.step = int(step)
+
+    def current_tau(self, step: int | None = None) -> float:
+        """``tau_schedule`` at ``step`` (default: the step set by :meth:`set_step`)."""
+        c = self.config
+        return tau_schedule(
+            self.step if step is None else step,
+            c.tau_final,
+            c.guide_warmup_steps,
+            c.tau_anneal_steps,
+        )
+
+    @torch.no_grad()
+    def guidance_scores(
+        self,
+        images: Tensor,
+        text_states: Tensor,
+        text_weight: Tensor,
+        guide_states: Tensor | None = None,
+        scale: float | None = None,
+    ) -> Tensor:
+        """Attention each patch receives from the text (no grad).
+
+        Args:
+            images (Tensor[B, C, H, W]).
+            text_states (Tensor[B, T, H_t]): text token states.
+            text_weight (Tensor[B, T]): token weights (0 = padding).
+            guide_states (Tensor[B, P, D] | None): precomputed all-patch states; None runs
+                the encoder (first ``guide_depth`` blocks) on all patches.
+            scale: similarity logit scale (default ``config.guide_scale`` or 1/0.07).
+
+        Returns:
+            Tensor[B, P] float32, rows summing to 1.
+        """
+        if guide_states is None:
+            guide_states = self.encoder(images, depth=self.config.guide_depth).tokens
+        k = F.normalize(self.image_proj(guide_states.detach()), dim=-1)
+        q = F.normalize(self.text_proj(text_states.detach()), dim=-1)
+        if q.shape[-1] != k.shape[-1]:
+            raise ValueError(
+                f"guidance compares text and patch states of widths {q.shape[-1]} and "
+                f"{k.shape[-1]}; pass image_proj/text_proj to AttMIM"
+            )
+        if scale is None:
+            scale = (
+                self.config.guide_scale
+                if self.config.guide_scale is not None
+                else DEFAULT_GUIDE_SCALE
+            )
+        dtype = torch.promote_types(q.dtype, k.dtype)
+        return cross_modal_attention_score(
+            q.to(dtype), k.to(dtype), text_weight.float(), float(scale)
+        )
+
+    def target(self, images: Tensor) -> Tensor:
+        """Regression target: patches, per-patch normalised when ``norm_pix_loss``.
+
+        Args:
+            images (Tensor[B, C, H, W]).
+
+        Returns:
+            Tensor[B, P, patch² · C] float32.
+        """
+        target = patchify(images.float(), self.encoder.patch_size)
+        if self.config.norm_pix_loss:
+            mean = target.mean(dim=-1, keepdim=True)
+            var = target.var(dim=-1, keepdim=True, unbiased=False)
+            target = (target - mean) / (var + 1e-6).sqrt()
+        return target
+
+    def forward(
+        self,
+        images: Tensor,
+        text_states: Tensor | None = None,
+        text_weight: Tensor | None = None,
+        *,
+        text_mask: Tensor | None = None,
+        guide_states: Tensor | None = None,
+        tau: float | None = None,
+        step: int | None = None,
+        guide_scale: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> MIMOutput:
+        """Mask, encode the visible patches, decode, and score the masked patches.
+
+        Args:
+            images (Tensor[B, C, H, W]): model-sized images.
+            text_states (Tensor[B, T, H_t] | None): text token states (with grad: memory
+                of the decoder's cross-attention). None = image-only: uniform masking,
+                no cross-attention.
+            text_weight (Tensor[B, T] | None): guidance weight per token (0 = padding,
+                1 = token, ``entity_weight`` = entity); also the cross-attention mask
+                (``> 0``) unless ``text_mask`` is given. Default: all ones.
+            text_mask (Tensor[B, T] bool | None): text tokens the decoder attends to
+                (default ``text_weight > 0``).
+            guide_states (Tensor[B, P, D] | None): precomputed all-patch encoder states
+                for the guidance (detached).
+            tau: temperature override; default :meth:`current_tau` (``step``).
+            step: step for the schedule; default the one set by :meth:`set_step`.
+            guide_scale: similarity logit scale of the guidance.
+            generator: random source of the mask.
+
+        Returns:
+            :class:`MIMOutput`.
+        """
+        self.encoder.check_images(images)
+        batch = images.shape[0]
+        num_patches = self.encoder.num_patches
+        if text_states is not None:
+            if text_states.ndim != 3 or text_states.shape[0] != batch:
+                raise ValueError(
+                    f"text_states must have shape ({batch}, T, H); got {tuple(text_states.shape)}"
+                )
+            if text_weight is None:
+                text_weight = text_states.new_ones(text_states.shape[:2], dtype=torch.float32)
+            elif tuple(text_weight.shape) != tuple(text_states.shape[:2]):
+                raise ValueError(
+                    f"text_weight must have shape {tuple(text_states.shape[:2])}; "
+                    f"got {tuple(text_weight.shape)}"
+                )
+        tau_used = float(self.current_tau(step) if tau is None else tau)
+        if text_states is None:
+            tau_used = math.inf
+        if math.isinf(tau_used) or batch == 0:
+            scores = torch.full((batch, num_patches), 1.0 / num_patches, device=images.device)
+        else:
+            assert text_weight is not None
+            scores = self.guidance_scores(
+                images, text_states, text_weight, guide_states, guide_scale
+            )
+        keep_idx, mask_idx, mask = attention_guided_mask(
+            scores, self.config.mask_ratio, tau_used, generator=generator
+        )
+        encoded = self.encoder(images, keep_idx=keep_idx)
+        context = context_mask = None
+        if (
+            text_states is not None
+            and self.decoder.blocks
+            and self.decoder.blocks[0].cross is not None
+        ):
+            context = text_states.detach() if self.config.detach_text else text_states
+            assert text_weight is not None
+            context_mask = text_mask.bool() if text_mask is not None else text_weight > 0
+        pred = self.decoder(encoded.tokens, keep_idx, context, context_mask)
+        target = self.target(images)
+        per_patch = (pred.float() - target).pow(2).mean(dim=-1)  # [B, P]
+        weight = mask.float()
+        count = weight.sum()
+        loss = (per_patch * weight).sum() / count.clamp_min(1.0)
+        return MIMOutput(
+            loss=loss,
+            pred=pred,
+            mask=mask,
+            scores=scores,
+            keep_idx=keep_idx,
+            mask_idx=mask_idx,
+            visible=encoded.tokens,
+            pooled=encoded.pooled,
+            tau=tau_used,
+        )

@@ -1,0 +1,292 @@
+"""Model configurations as data: nested dataclasses with a JSON round trip.
+
+Every choice of the method (DESIGN §1) is a field here with its default, so the
+ablations are one override each (see :func:`mmclip.models.create_model`):
+
+- random instead of attention-guided masking: ``attmim.tau_final = inf``;
+- random instead of entity masking: ``entmlm.entity_prob = 0``;
+- a loss term off: ``loss_weights.<term> = 0``;
+- paired data only: ``use_unpaired = False``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = [
+    "AttMIMConfig",
+    "ContrastiveConfig",
+    "EntMLMConfig",
+    "LossWeights",
+    "MMCLIPConfig",
+    "TextConfig",
+    "VisionConfig",
+    "config_from_dict",
+    "config_to_dict",
+]
+
+_T = TypeVar("_T")
+
+
+@dataclass
+class VisionConfig:
+    """The image encoder (:class:`~mmclip.models.VisionTransformer`) and preprocessing.
+
+    Attributes:
+        image_size: side of the square input image in pixels (a multiple of ``patch_size``).
+        patch_size: side of a square patch (16).
+        in_chans: image channels (1: grey-scale X-rays).
+        width, depth, heads: transformer width, number of blocks, attention heads.
+        mlp_ratio: hidden size of the MLP as a multiple of ``width``.
+        pos_embed: ``"sincos"`` (fixed 2-D sine-cosine) or ``"learned"``.
+        pool: ``"cls"`` (the [CLS] token) or ``"mean"`` (mean of the patch tokens).
+        qkv_bias: bias in the attention projections.
+        drop_path: stochastic-depth rate of the last block (linear in depth).
+        image_mean, image_std: intensity normalisation of images in [0, 1].
+    """
+
+    image_size: int = 224
+    patch_size: int = 16
+    in_chans: int = 1
+    width: int = 768
+    depth: int = 12
+    heads: int = 12
+    mlp_ratio: float = 4.0
+    pos_embed: str = "sincos"
+    pool: str = "cls"
+    qkv_bias: bool = True
+    drop_path: float = 0.0
+    image_mean: float = 0.5
+    image_std: float = 0.5
+
+
+@dataclass
+class TextConfig:
+    """The text encoder (:class:`~mmclip.models.TextEncoder`, a BERT).
+
+    Attributes:
+        vocab_size, hidden_size, num_layers, num_heads, intermediate_size,
+        max_position_embeddings, dropout: the BERT architecture.
+        max_length: reports are truncated to this many tokens by ``encode_text``.
+        pad_token_id, mask_token_id: ids of [PAD] and [MASK] (taken from the tokenizer
+            when one is attached).
+        pretrained: a local directory with a BERT-family checkpoint to initialise from
+            (loaded with ``local_files_only=True``); the architecture fields are then
+            read from that checkpoint. Saved models store ``None`` here.
+    """
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    intermediate_size: int = 3072
+    max_position_embeddings: int = 512
+    dropout: float = 0.1
+    max_length: int = 256
+    pad_token_id: int = 0
+    mask_token_id: int = 103
+    pretrained: str | None = None
+
+
+@dataclass
+class ContrastiveConfig:
+    """The contrastive heads and loss (:class:`~mmclip.models.ContrastiveLoss`).
+
+    Attributes:
+        embed_dim: size of the joint embedding space (``Pv``, ``Pt`` outputs).
+        init_temperature: initial temperature (logit scale ``1 / T``).
+        max_logit_scale: the logit scale is clamped to at most this value.
+        learn_temperature: whether the logit scale is a learnable parameter.
+        label_aware: samples sharing a non-negative ``prompt_label`` are not negatives.
+    """
+
+    embed_dim: int = 512
+    init_temperature: float = 0.07
+    max_logit_scale: float = 100.0
+    learn_temperature: bool = True
+    label_aware: bool = True
+
+
+@dataclass
+class AttMIMConfig:
+    """Attention-guided masked image modelling (:class:`~mmclip.models.AttMIM`).
+
+    The masking temperature follows ``tau(step)`` (see
+    :func:`mmclip.models.attmim.tau_schedule`): ``inf`` for ``guide_warmup_steps``,
+    then ``1 / tau`` rises linearly from 0 to ``1 / tau_final`` over
+    ``tau_anneal_steps``. ``tau_final = inf`` is plain random (MAE) masking.
+
+    Attributes:
+        mask_ratio: fraction of patches masked, ``round(mask_ratio · P)``.
+        tau_final: final Gumbel-top-k temperature (0 = exactly the top patches).
+        guide_warmup_steps: steps of uniform masking before the guidance starts.
+        tau_anneal_steps: steps over which ``1 / tau`` ramps up to ``1 / tau_final``.
+        entity_weight: guidance weight of medical-entity tokens (other valid tokens: 1).
+        guide_depth: blocks of the guidance pass (None = all).
+        guide_scale: logit scale of the patch–token similarities in the guidance;
+            None = the contrastive loss's current logit scale (``1 / 0.07`` standalone).
+        decoder_width, decoder_depth, decoder_heads: the light image decoder.
+        decoder_cross_attention: decoder blocks attend to the text states.
+        detach_text: stop gradients from the decoder into the text states.
+        norm_pix_loss: predict per-patch mean/variance-normalised pixels (as MAE).
+    """
+
+    mask_ratio: float = 0.75
+    tau_final: float = 0.5
+    guide_warmup_steps: int = 1000
+    tau_anneal_steps: int = 10000
+    entity_weight: float = 2.0
+    guide_depth: int | None = None
+    guide_scale: float | None = None
+    decoder_width: int = 512
+    decoder_depth: int = 4
+    decoder_heads: int = 16
+    decoder_cross_attention: bool = True
+    detach_text: bool = False
+    norm_pix_loss: bool = True
+
+
+@dataclass
+class EntMLMConfig:
+    """Entity-masked language modelling (:class:`~mmclip.models.EntMLM`).
+
+    Attributes:
+        entity_prob: probability to mask each entity span whole (0 = random MLM).
+        target_ratio, min_ratio, max_ratio: masked fraction of maskable tokens.
+        decoder_depth, decoder_heads: the light text decoder (width = text hidden size).
+        decoder_cross_attention: decoder blocks attend to the unmasked image tokens.
+        detach_image: stop gradients from the text decoder into the image tokens.
+        tie_word_embeddings: the MLM output layer reuses the word-embedding matrix.
+    """
+
+    entity_prob: float = 0.6
+    target_ratio: float = 0.3
+    min_ratio: float = 0.15
+    max_ratio: float = 0.5
+    decoder_depth: int = 1
+    decoder_heads: int = 12
+    decoder_cross_attention: bool = True
+    detach_image: bool = True
+    tie_word_embeddings: bool = True
+
+
+@dataclass
+class LossWeights:
+    """Weights of the loss terms; a weight of 0 skips the term's computation."""
+
+    clip: float = 1.0
+    mim: float = 1.0
+    mlm: float = 1.0
+    tp: float = 0.5
+
+
+@dataclass
+class MMCLIPConfig:
+    """The whole model.
+
+    Attributes:
+        name: the registered name it came from (informative).
+        vision, text, contrastive, attmim, entmlm, loss_weights: the parts.
+        use_unpaired: learn from image-prompt, image-only and text-only samples; when
+            False those samples of a batch are ignored (paired data only).
+    """
+
+    name: str = "mmclip"
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
+    attmim: AttMIMConfig = field(default_factory=AttMIMConfig)
+    entmlm: EntMLMConfig = field(default_factory=EntMLMConfig)
+    loss_weights: LossWeights = field(default_factory=LossWeights)
+    use_unpaired: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe nested dict (infinite floats become the string ``"inf"``)."""
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MMCLIPConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        return config_from_dict(cls, data)
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The config as JSON text, also written to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        if path is not None:
+            Path(path).write_text(text + "\n", encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> MMCLIPConfig:
+        """Read a config from JSON text or from a ``.json`` file."""
+        text = str(text_or_path)
+        if isinstance(text_or_path, Path) or not text.lstrip().startswith("{"):
+            text = Path(text_or_path).read_text(encoding="utf-8")
+        return cls.from_dict(json.loads(text))
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """Nested dataclass → JSON-safe dict."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        out[f.name] = config_to_dict(value) if dataclasses.is_dataclass(value) else _encode(value)
+    return out
+
+
+def _coerce(name: str, hint: Any, value: Any) -> Any:
+    args = typing.get_args(hint)
+    allowed = [a for a in args if a is not type(None)] if args else [hint]
+    if value is None:
+        if type(None) in args:
+            return None
+        raise ValueError(f"config field {name!r} must not be None")
+    target = allowed[0]
+    if dataclasses.is_dataclass(target):
+        if dataclasses.is_dataclass(value):
+            return value
+        if not isinstance(value, dict):
+            raise ValueError(f"config field {name!r} must be a dict; got {type(value).__name__}")
+        return config_from_dict(target, value, prefix=f"{name}.")
+    if target is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"config field {name!r} must be a number; got {value!r}") from None
+    if target is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if target is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if target is bool and isinstance(value, bool):
+        return value
+    if target is str and isinstance(value, str):
+        return value
+    raise ValueError(
+        f"config field {name!r} must be {getattr(target, '__name__', target)}; got {value!r}"
+    )
+
+
+def config_from_dict(cls: type[_T], data: dict[str, Any], prefix: str = "") -> _T:
+    """Build dataclass ``cls`` from a (possibly partial) nested dict, checking keys and types."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(
+            f"unknown config key(s) {[prefix + k for k in unknown]}; "
+            f"valid keys of {cls.__name__}: {sorted(names)}"
+        )
+    kwargs = {k: _coerce(prefix + k, hints[k], v) for k, v in data.items()}
+    return cls(**kwargs)

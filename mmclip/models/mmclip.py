@@ -1,0 +1,658 @@
+"""MMCLIPModel: the whole objective of DESIGN §1.1–1.2 on an :class:`~mmclip.batch.MMCLIPBatch`.
+
+Which samples feed which term:
+
+=================  ======  ============================  ==========================  =====
+kind               clip    mim                           mlm                         tp
+=================  ======  ============================  ==========================  =====
+PAIRED             yes     guided, text cross-attention  image cross-attention       no
+IMAGE_PROMPT       yes     guided, text cross-attention  image cross-attention       no
+IMAGE_ONLY         no      uniform, no cross-attention   —                           no
+TEXT_ONLY          no      —                             no cross-attention          yes*
+=================  ======  ============================  ==========================  =====
+
+(*) text-only reports that come with a disease-kind prompt. With ``use_unpaired=False``
+only PAIRED samples are used. A term with weight 0 is not computed; a term with no
+sample in the batch is ``None`` in the output and left out of the total.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..batch import MMCLIPBatch, SampleKind
+from .attmim import AttMIM, MIMOutput
+from .config import MMCLIPConfig
+from .contrastive import ContrastiveLoss
+from .entmlm import EntMLM, MLMOutput
+from .preprocess import ImageLike, preprocess_image
+from .text import TextEncoder, load_tokenizer
+from .vit import VisionTransformer
+
+__all__ = ["CheckpointMismatchError", "MMCLIPModel", "MMCLIPOutput", "entity_token_weights"]
+
+logger = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT_VERSION = 1
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint's tensors do not match the model built from its config."""
+
+
+@dataclass
+class MMCLIPOutput:
+    """Output of :meth:`MMCLIPModel.forward`.
+
+    Attributes:
+        loss: weighted sum of the present terms (a graph-attached 0 when none).
+        clip, mim, mlm, tp: scalar terms, ``None`` when absent or switched off.
+        logit_scale: the clamped contrastive logit scale (detached).
+        tau: masking temperature of the step.
+        mlm_accuracy: accuracy on the masked tokens (detached) or None.
+        mim_mask (Tensor[Np, P] bool | None): masks of the paired images.
+        image_embeds, text_embeds (Tensor[Np, E] | None): normalised paired embeddings.
+    """
+
+    loss: Tensor
+    clip: Tensor | None = None
+    mim: Tensor | None = None
+    mlm: Tensor | None = None
+    tp: Tensor | None = None
+    logit_scale: Tensor | None = None
+    tau: float = math.inf
+    mlm_accuracy: Tensor | None = None
+    mim_mask: Tensor | None = None
+    image_embeds: Tensor | None = None
+    text_embeds: Tensor | None = None
+
+
+def entity_token_weights(
+    attention_mask: Tensor,
+    span_offsets: Tensor | None,
+    spans: Tensor | None,
+    entity_weight: float = 2.0,
+    special_tokens_mask: Tensor | None = None,
+) -> Tensor:
+    """Guidance weight of every token: 0 padding/special, 1 token, ``entity_weight`` entity.
+
+    Args:
+        attention_mask (Tensor[B, L]): 1 = real token.
+        span_offsets (Tensor[B + 1] int64 | None), spans (Tensor[S, 2] int64 | None): CSR
+            entity spans.
+        entity_weight: weight of tokens inside an entity span.
+        special_tokens_mask (Tensor[B, L] | None): 1 = [CLS]/[SEP] (weight 0).
+
+    Returns:
+        Tensor[B, L] float32.
+    """
+    weight = attention_mask.float().clone()
+    if special_tokens_mask is not None:
+        weight = weight * (special_tokens_mask == 0).float()
+    if spans is not None and span_offsets is not None and spans.shape[0]:
+        batch, length = weight.shape
+        counts = span_offsets[1:] - span_offsets[:-1]
+        rows = torch.repeat_interleave(torch.arange(batch, device=weight.device), counts)
+        delta = torch.zeros(batch, length + 1, device=weight.device)
+        starts, ends = spans[:, 0].clamp(0, length), spans[:, 1].clamp(0, length)
+        delta.index_put_(
+            (rows, starts), torch.ones_like(starts, dtype=delta.dtype), accumulate=True
+        )
+        delta.index_put_((rows, ends), -torch.ones_like(ends, dtype=delta.dtype), accumulate=True)
+        inside = delta.cumsum(dim=1)[:, :length] > 0
+        weight = torch.where(inside & (weight > 0), torch.full_like(weight, entity_weight), weight)
+    return weight
+
+
+def _select_spans(
+    span_offsets: Tensor | None, spans: Tensor | None, rows: Tensor
+) -> tuple[Tensor | None, Tensor | None]:
+    """The CSR spans of the text rows ``rows`` (Tensor[R] int64), in that order."""
+    if span_offsets is None or spans is None:
+        return None, None
+    starts, ends = span_offsets[rows], span_offsets[rows + 1]
+    counts = ends - starts
+    new_offsets = torch.zeros(rows.shape[0] + 1, dtype=torch.int64, device=rows.device)
+    new_offsets[1:] = counts.cumsum(0)
+    total = int(new_offsets[-1])
+    if total == 0:
+        return new_offsets, spans.new_zeros((0, 2))
+    # index of every kept span: its row start + position within the row
+    row_of = torch.repeat_interleave(torch.arange(rows.shape[0], device=rows.device), counts)
+    within = torch.arange(total, device=rows.device) - new_offsets[:-1][row_of]
+    return new_offsets, spans[starts[row_of] + within]
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class MMCLIPModel(nn.Module):
+    """Contrastive image–text model with AttMIM and EntMLM.
+
+    Args:
+        config: the model (:class:`~mmclip.models.MMCLIPConfig`); ``config.text.pretrained``
+            loads the text encoder (and its tokenizer) from that local directory.
+        tokenizer: a ``transformers.PreTrainedTokenizerFast`` (or a directory to load one
+            from) used by :meth:`encode_text`; it fixes ``text.mask_token_id`` /
+            ``pad_token_id`` and must fit in ``text.vocab_size``.
+
+    Parts: ``visual`` (ViT), ``text`` (BERT), ``image_proj`` (Pv), ``text_proj`` (Pt),
+    ``attmim``, ``entmlm``, ``contrastive`` (image–text loss), ``tp_loss`` (text–prompt).
+    The step of the τ schedule is set with :meth:`set_step` (or ``forward(step=…)``).
+    """
+
+    def __init__(self, config: MMCLIPConfig | None = None, tokenizer: Any = None) -> None:
+        super().__init__()
+        config = copy.deepcopy(config) if config is not None else MMCLIPConfig()
+        if config.text.pretrained:
+            text = TextEncoder.from_pretrained(config.text.pretrained, config.text)
+            config.text = text.config
+            if tokenizer is None:
+                tokenizer = load_tokenizer(config.text.pretrained)
+        else:
+            text = TextEncoder(config.text)
+        if isinstance(tokenizer, (str, Path)):
+            tokenizer = load_tokenizer(tokenizer)
+        if tokenizer is not None:
+            if len(tokenizer) > text.vocab_size:
+                raise ValueError(
+                    f"the tokenizer has {len(tokenizer)} tokens, more than text.vocab_size="
+                    f"{text.vocab_size}"
+                )
+            if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
+                raise ValueError("the tokenizer needs a [MASK] and a [PAD] token")
+            config.text.mask_token_id = int(tokenizer.mask_token_id)
+            config.text.pad_token_id = int(tokenizer.pad_token_id)
+            text.config = config.text
+        self.config = config
+        self.tokenizer = tokenizer
+        visual = VisionTransformer.from_config(config.vision)
+        embed = config.contrastive.embed_dim
+        image_proj = nn.Linear(visual.width, embed, bias=False)
+        text_proj = nn.Linear(text.hidden_size, embed, bias=False)
+        nn.init.normal_(image_proj.weight, std=visual.width**-0.5)
+        nn.init.normal_(text_proj.weight, std=text.hidden_size**-0.5)
+        self.attmim = AttMIM(
+            visual,
+            config.attmim,
+            text_dim=text.hidden_size,
+            image_proj=image_proj,
+            text_proj=text_proj,
+        )
+        self.entmlm = EntMLM(
+            text, config.entmlm, image_dim=visual.width, mask_token_id=config.text.mask_token_id
+        )
+        c = config.contrastive
+        self.contrastive = ContrastiveLoss(
+            c.init_temperature, c.max_logit_scale, c.learn_temperature, c.label_aware
+        )
+        self.tp_loss = ContrastiveLoss(
+            c.init_temperature, c.max_logit_scale, c.learn_temperature, c.label_aware
+        )
+
+    # ------------------------------------------------------------------ parts
+    @property
+    def visual(self) -> VisionTransformer:
+        """The image encoder."""
+        return self.attmim.encoder
+
+    @property
+    def text(self) -> TextEncoder:
+        """The text encoder."""
+        return self.entmlm.encoder
+
+    @property
+    def image_proj(self) -> nn.Module:
+        """Pv: image states → joint space."""
+        return self.attmim.image_proj
+
+    @property
+    def text_proj(self) -> nn.Module:
+        """Pt: text states → joint space."""
+        return self.attmim.text_proj
+
+    def set_step(self, step: int) -> None:
+        """Set the optimiser step driving the τ schedule (call once per step)."""
+        self.attmim.set_step(step)
+
+    # ------------------------------------------------------------------ training
+    def _check_batch(self, batch: MMCLIPBatch) -> None:
+        kind = batch.kind
+        if kind.ndim != 1:
+            raise ValueError(f"batch.kind must be 1-D; got shape {tuple(kind.shape)}")
+        b = kind.shape[0]
+        if batch.images is not None:
+            if batch.image_index is None or batch.image_index.shape[0] != batch.images.shape[0]:
+                raise ValueError("batch.image_index must give the sample of every image row")
+        if batch.input_ids is not None:
+            if batch.text_index is None or batch.text_index.shape[0] != batch.input_ids.shape[0]:
+                raise ValueError("batch.text_index must give the sample of every text row")
+            if batch.attention_mask is None:
+                raise ValueError("batch.attention_mask is required with input_ids")
+        has_image = torch.zeros(b, dtype=torch.bool, device=kind.device)
+        has_text = torch.zeros(b, dtype=torch.bool, device=kind.device)
+        if batch.images is not None and batch.image_index is not None:
+            has_image[batch.image_index] = True
+        if batch.input_ids is not None and batch.text_index is not None:
+            has_text[batch.text_index] = True
+        needs_image = (
+            (kind == SampleKind.PAIRED)
+            | (kind == SampleKind.IMAGE_PROMPT)
+            | (kind == SampleKind.IMAGE_ONLY)
+        )
+        needs_text = (
+            (kind == SampleKind.PAIRED)
+            | (kind == SampleKind.IMAGE_PROMPT)
+            | (kind == SampleKind.TEXT_ONLY)
+        )
+        bad = (has_image != needs_image) | (has_text != needs_text)
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0, 0])
+            raise ValueError(
+                f"batch sample {i} of kind {SampleKind(int(kind[i])).name} has "
+                f"image={bool(has_image[i])}, text={bool(has_text[i])}, "
+                "which its kind does not allow"
+            )
+
+    def forward(
+        self,
+        batch: MMCLIPBatch,
+        *,
+        step: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> MMCLIPOutput:
+        """All loss terms of a mixed batch.
+
+        Args:
+            batch: an :class:`~mmclip.batch.MMCLIPBatch` on the model's device.
+            step: optimiser step for the τ schedule (default: :meth:`set_step`'s).
+            generator: random source of the masks (image and text).
+
+        Returns:
+            :class:`MMCLIPOutput`.
+        """
+        self._check_batch(batch)
+        cfg = self.config
+        lw = cfg.loss_weights
+        kind = batch.kind
+        device = kind.device
+        n = kind.shape[0]
+        allowed = torch.ones(n, dtype=torch.bool, device=device)
+        if not cfg.use_unpaired:
+            allowed = kind == SampleKind.PAIRED
+        img_row = torch.full((n,), -1, dtype=torch.int64, device=device)
+        txt_row = torch.full((n,), -1, dtype=torch.int64, device=device)
+        if batch.images is not None and batch.image_index is not None:
+            img_row[batch.image_index] = torch.arange(batch.images.shape[0], device=device)
+        if batch.input_ids is not None and batch.text_index is not None:
+            txt_row[batch.text_index] = torch.arange(batch.input_ids.shape[0], device=device)
+        paired = ((img_row >= 0) & (txt_row >= 0) & allowed).nonzero().flatten()
+        image_only = ((img_row >= 0) & (txt_row < 0) & allowed).nonzero().flatten()
+        text_only = ((img_row < 0) & (txt_row >= 0) & allowed).nonzero().flatten()
+        labels = batch.prompt_label
+        step_tau = self.attmim.current_tau(step)
+        terms: dict[str, Tensor] = {}
+        out = MMCLIPOutput(loss=torch.zeros((), device=device), tau=step_tau)
+        out.logit_scale = self.contrastive.scale().detach()
+
+        # -------- paired path: text pass, guidance/unmasked image pass, AttMIM, CLIP
+        n_pair = int(paired.numel())
+        pi, pt = img_row[paired], txt_row[paired]
+        want_clip = lw.clip != 0 and (n_pair > 0 or _distributed())
+        want_mim = lw.mim != 0
+        want_mlm = lw.mlm != 0
+        text_states = text_pooled = None
+        v_states = None
+        mim_paired: MIMOutput | None = None
+        if n_pair:
+            assert batch.images is not None and batch.input_ids is not None
+            assert batch.attention_mask is not None
+            images = batch.images[pi]
+            ids, attn = batch.input_ids[pt], batch.attention_mask[pt]
+            if want_clip or want_mim:
+                t_out = self.text(ids, attn)
+                text_states, text_pooled = t_out.tokens, t_out.pooled
+            need_v = (want_mim and not math.isinf(step_tau)) or (
+                want_mlm and self.entmlm.blocks and self.entmlm.blocks[0].cross is not None
+            )
+            if need_v:
+                with torch.set_grad_enabled(
+                    torch.is_grad_enabled() and not cfg.entmlm.detach_image
+                ):
+                    v_states = self.visual(images, depth=cfg.attmim.guide_depth).tokens
+            if want_mim:
+                assert text_states is not None
+                special = (
+                    batch.special_tokens_mask[pt] if batch.special_tokens_mask is not None else None
+                )
+                offsets, spans = _select_spans(batch.span_offsets, batch.spans, pt)
+                weight = entity_token_weights(
+                    attn, offsets, spans, cfg.attmim.entity_weight, special
+                )
+                scale = cfg.attmim.guide_scale
+                if scale is None:
+                    scale = float(self.contrastive.scale().detach())
+                mim_paired = self.attmim(
+                    images,
+                    text_states,
+                    weight,
+                    text_mask=attn.bool(),
+                    guide_states=v_states,
+                    tau=step_tau,
+                    guide_scale=scale,
+                    generator=generator,
+                )
+                out.mim_mask = mim_paired.mask
+        if want_clip:
+            if n_pair:
+                assert text_pooled is not None
+                pooled = (
+                    mim_paired.pooled
+                    if mim_paired is not None
+                    else self.visual(batch.images[pi]).pooled
+                )  # type: ignore[index]
+                z_img = self.image_proj(pooled)
+                z_txt = self.text_proj(text_pooled)
+                pair_labels = labels[paired] if labels is not None else None
+            else:  # this rank has no pair but others may: join the all-gather
+                z_img = self.image_proj(self.visual.cls_token.new_zeros(0, self.visual.width))
+                z_txt = self.text_proj(self.visual.cls_token.new_zeros(0, self.text.hidden_size))
+                pair_labels = (
+                    torch.zeros(0, dtype=torch.int64, device=device) if labels is not None else None
+                )
+            terms["clip"] = self.contrastive(z_img, z_txt, pair_labels)
+            out.image_embeds = F.normalize(z_img.detach().float(), dim=-1)
+            out.text_embeds = F.normalize(z_txt.detach().float(), dim=-1)
+
+        # -------- AttMIM on image-only samples: uniform masking, no cross-attention
+        mim_parts: list[tuple[Tensor, float]] = []
+        if mim_paired is not None:
+            mim_parts.append((mim_paired.loss, float(mim_paired.mask.sum())))
+        if want_mim and image_only.numel():
+            assert batch.images is not None
+            mim_io = self.attmim(batch.images[img_row[image_only]], None, generator=generator)
+            mim_parts.append((mim_io.loss, float(mim_io.mask.sum())))
+        if mim_parts:
+            total = sum(c for _, c in mim_parts)
+            terms["mim"] = (
+                sum(loss * (c / total) for loss, c in mim_parts)
+                if total > 0
+                else sum(loss for loss, _ in mim_parts)
+            )
+
+        # -------- EntMLM: paired texts with image memory, text-only texts without
+        if want_mlm:
+            mlm_parts: list[MLMOutput] = []
+            if n_pair:
+                mlm_parts.append(self._mlm(batch, pt, v_states, generator))
+            if text_only.numel():
+                mlm_parts.append(self._mlm(batch, txt_row[text_only], None, generator))
+            if mlm_parts:
+                total = sum(p.num_masked for p in mlm_parts)
+                if total:
+                    terms["mlm"] = sum(p.loss * (p.num_masked / total) for p in mlm_parts)
+                    out.mlm_accuracy = sum(p.accuracy * (p.num_masked / total) for p in mlm_parts)
+                else:
+                    terms["mlm"] = sum(p.loss for p in mlm_parts)
+
+        # -------- text–prompt contrastive term for text-only reports
+        if lw.tp != 0 and text_only.numel() and batch.prompt_input_ids is not None:
+            tp = self._text_prompt(batch, text_only, txt_row)
+            if tp is not None:
+                terms["tp"] = tp
+
+        total_loss = self.contrastive.logit_scale.sum() * 0.0
+        for name, value in terms.items():
+            setattr(out, name, value)
+            total_loss = total_loss + getattr(lw, name) * value
+        out.loss = total_loss
+        return out
+
+    def _mlm(
+        self,
+        batch: MMCLIPBatch,
+        rows: Tensor,
+        image_states: Tensor | None,
+        generator: torch.Generator | None,
+    ) -> MLMOutput:
+        assert batch.input_ids is not None and batch.attention_mask is not None
+        special = batch.special_tokens_mask[rows] if batch.special_tokens_mask is not None else None
+        offsets, spans = _select_spans(batch.span_offsets, batch.spans, rows)
+        return self.entmlm(
+            batch.input_ids[rows],
+            batch.attention_mask[rows],
+            special,
+            offsets,
+            spans,
+            image_states=image_states,
+            generator=generator,
+        )
+
+    def _text_prompt(self, batch: MMCLIPBatch, text_only: Tensor, txt_row: Tensor) -> Tensor | None:
+        assert batch.prompt_input_ids is not None and batch.input_ids is not None
+        assert batch.attention_mask is not None
+        n = batch.kind.shape[0]
+        device = batch.kind.device
+        prompt_index = batch.prompt_index
+        if prompt_index is None or prompt_index.shape[0] != batch.prompt_input_ids.shape[0]:
+            raise ValueError("batch.prompt_index must give the sample of every prompt row")
+        prompt_row = torch.full((n,), -1, dtype=torch.int64, device=device)
+        prompt_row[prompt_index] = torch.arange(prompt_index.shape[0], device=device)
+        samples = text_only[prompt_row[text_only] >= 0]
+        if not samples.numel():
+            return None
+        rows = txt_row[samples]
+        report = self.text(batch.input_ids[rows], batch.attention_mask[rows]).pooled
+        p_rows = prompt_row[samples]
+        p_mask = batch.prompt_attention_mask
+        prompt = self.text(
+            batch.prompt_input_ids[p_rows], p_mask[p_rows] if p_mask is not None else None
+        ).pooled
+        labels = batch.prompt_label[samples] if batch.prompt_label is not None else None
+        return self.tp_loss(self.text_proj(report), self.text_proj(prompt), labels)
+
+    # ------------------------------------------------------------------ inference
+    def preprocess(self, image: ImageLike) -> Tensor:
+        """One image (path, PIL, numpy, tensor in [0, 1]) → Tensor[C, S, S] model input."""
+        v = self.config.vision
+        return preprocess_image(image, v.image_size, v.in_chans, v.image_mean, v.image_std)
+
+    def _image_batch(self, images: ImageLike | Sequence[ImageLike]) -> Tensor:
+        device = self.visual.cls_token.device
+        if isinstance(images, Tensor):
+            batch = images[None] if images.ndim == 3 else images
+            self.visual.check_images(batch)
+            return batch.to(device)
+        if isinstance(images, (list, tuple)):
+            if not images:
+                raise ValueError("no image given")
+            items = list(images)
+        else:
+            items = [images]
+        return torch.stack([self.preprocess(x) for x in items]).to(device)
+
+    def encode_image(
+        self, images: ImageLike | Sequence[ImageLike], normalize: bool = True
+    ) -> Tensor:
+        """Image embeddings in the joint space.
+
+        Args:
+            images: a path, PIL image, numpy array, or a list of them (preprocessed with
+                :meth:`preprocess`); or an already preprocessed tensor [C, S, S] /
+                [N, C, S, S] (checked, not preprocessed again).
+            normalize: L2-normalise.
+
+        Returns:
+            Tensor[N, E] float32. Gradients are kept; wrap in ``torch.no_grad()`` for inference.
+        """
+        x = self._image_batch(images)
+        z = self.image_proj(self.visual(x).pooled).float()
+        return F.normalize(z, dim=-1) if normalize else z
+
+    def tokenize(self, texts: str | Sequence[str]) -> dict[str, Tensor]:
+        """Tokenise with the model's tokenizer, truncating to ``text.max_length`` tokens.
+
+        Returns:
+            ``{"input_ids": Tensor[N, L], "attention_mask": Tensor[N, L]}`` on the model's device.
+        """
+        if self.tokenizer is None:
+            raise RuntimeError(
+                "this model has no tokenizer; pass tokenizer= to create_model/MMCLIPModel or "
+                "load a saved model that has one"
+            )
+        items = [texts] if isinstance(texts, str) else list(texts)
+        if not items:
+            raise ValueError("no text given")
+        for i, t in enumerate(items):
+            if not isinstance(t, str):
+                raise TypeError(f"texts must be strings; item {i} is {type(t).__name__}")
+            if not t.strip():
+                raise ValueError(f"text {i} is empty")
+        enc = self.tokenizer(
+            items,
+            padding=True,
+            truncation=True,
+            max_length=self.config.text.max_length,
+            return_tensors="pt",
+        )
+        device = self.visual.cls_token.device
+        return {
+            "input_ids": enc["input_ids"].to(device),
+            "attention_mask": enc["attention_mask"].to(device),
+        }
+
+    def encode_text(
+        self, texts: str | Sequence[str] | dict[str, Tensor], normalize: bool = True
+    ) -> Tensor:
+        """Text embeddings in the joint space.
+
+        Args:
+            texts: a string or a list of strings (tokenised by :meth:`tokenize`, truncated
+                to ``text.max_length`` tokens), or a dict with ``input_ids`` and
+                ``attention_mask`` tensors.
+            normalize: L2-normalise.
+
+        Returns:
+            Tensor[N, E] float32.
+        """
+        enc = texts if isinstance(texts, dict) else self.tokenize(texts)
+        pooled = self.text(enc["input_ids"], enc.get("attention_mask")).pooled
+        z = self.text_proj(pooled).float()
+        return F.normalize(z, dim=-1) if normalize else z
+
+    def encode(
+        self, image: ImageLike | Sequence[ImageLike], text: str | Sequence[str]
+    ) -> tuple[Tensor, Tensor]:
+        """``(encode_image(image), encode_text(text))``: Tensor[N_i, E] and Tensor[N_t, E]."""
+        return self.encode_image(image), self.encode_text(text)
+
+    # ------------------------------------------------------------------ save / load
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and the tokenizer files.
+
+        The weights go to a temporary file renamed into place. The saved config has
+        ``text.pretrained = None``: loading never reads the original text checkpoint.
+
+        Returns:
+            The directory.
+        """
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = copy.deepcopy(self.config)
+        config.text.pretrained = None
+        data = {"model_type": "mmclip", "format_version": FORMAT_VERSION, **config.to_dict()}
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        tmp = directory / (WEIGHTS_NAME + ".tmp")
+        save_file(state, str(tmp), metadata={"format": "pt", "model_type": "mmclip"})
+        os.replace(tmp, directory / WEIGHTS_NAME)
+        tmp_cfg = directory / (CONFIG_NAME + ".tmp")
+        tmp_cfg.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp_cfg, directory / CONFIG_NAME)
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(str(directory))
+        logger.info("saved %s to %s", config.name, directory)
+        return directory
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | Path, device: torch.device | str = "cpu"
+    ) -> MMCLIPModel:
+        """Load a model written by :meth:`save_pretrained` (strictly; returned in eval mode).
+
+        Raises:
+            FileNotFoundError: the directory lacks ``config.json`` or ``model.safetensors``.
+            CheckpointMismatchError: missing, unexpected or differently shaped tensors.
+        """
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        cfg_path, weights = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+        for path in (cfg_path, weights):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} does not exist (not an mmclip model directory?)")
+        data = json.loads(cfg_path.read_text(encoding="utf-8"))
+        if data.pop("model_type", "mmclip") != "mmclip":
+            raise ValueError(f"{cfg_path} is not an mmclip config")
+        version = data.pop("format_version", FORMAT_VERSION)
+        if version > FORMAT_VERSION:
+            raise ValueError(
+                f"{cfg_path} has format_version {version}; this mmclip reads <= {FORMAT_VERSION}"
+            )
+        config = MMCLIPConfig.from_dict(data)
+        config.text.pretrained = None
+        tokenizer = None
+        if (directory / "tokenizer.json").is_file() or (
+            directory / "tokenizer_config.json"
+        ).is_file():
+            tokenizer = load_tokenizer(directory)
+        model = cls(config, tokenizer=tokenizer)
+        model.load_checkpoint_state(load_file(str(weights), device="cpu"), source=str(weights))
+        return model.to(device).eval()
+
+    def load_checkpoint_state(self, state: dict[str, Tensor], source: str = "checkpoint") -> None:
+        """``load_state_dict`` that names every mismatched key and shape before loading.
+
+        Raises:
+            CheckpointMismatchError: listing missing, unexpected and mis-shaped tensors.
+        """
+        expected = self.state_dict()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        shapes = [
+            f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+            for k in sorted(set(state) & set(expected))
+            if tuple(state[k].shape) != tuple(expected[k].shape)
+        ]
+        if missing or unexpected or shapes:
+
+            def listing(title: str, items: list[str]) -> str:
+                more = f" … and {len(items) - 20} more" if len(items) > 20 else ""
+                return f"\n  {title} ({len(items)}): " + ", ".join(items[:20]) + more
+
+            msg = f"{source} does not match the model built from its config ({self.config.name}):"
+            if missing:
+                msg += listing("missing keys", missing)
+            if unexpected:
+                msg += listing("unexpected keys", unexpected)
+            if shapes:
+                msg += listing("shape mismatches", shapes)
+            raise CheckpointMismatchError(msg)
+        self.load_state_dict(state, strict=True)

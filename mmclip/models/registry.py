@@ -1,0 +1,171 @@
+"""Model registry (as open_clip): named configs, ``create_model`` and ``list_models``.
+
+Overrides passed to :func:`create_model` take either form (they can be mixed):
+
+- double-underscore paths: ``create_model("mmclip-tiny", attmim__tau_final=float("inf"))``;
+- nested dicts per section: ``create_model("mmclip-tiny", attmim={"tau_final": float("inf")})``;
+- top-level fields directly: ``use_unpaired=False``.
+
+Unknown keys and wrongly typed values raise ``ValueError`` naming the key.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .config import (
+    AttMIMConfig,
+    ContrastiveConfig,
+    EntMLMConfig,
+    MMCLIPConfig,
+    TextConfig,
+    VisionConfig,
+)
+from .mmclip import MMCLIPModel
+
+__all__ = ["apply_overrides", "create_model", "get_model_config", "list_models", "register_model"]
+
+_REGISTRY: dict[str, Callable[[], MMCLIPConfig]] = {}
+
+
+def register_model(name: str, config: MMCLIPConfig | Callable[[], MMCLIPConfig]) -> None:
+    """Register a config (or a factory of one) under ``name`` (replacing any previous one)."""
+    if isinstance(config, MMCLIPConfig):
+        frozen = copy.deepcopy(config)
+        _REGISTRY[name] = lambda: copy.deepcopy(frozen)
+    else:
+        _REGISTRY[name] = config
+
+
+def list_models() -> list[str]:
+    """Registered model names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_model_config(name: str) -> MMCLIPConfig:
+    """A fresh copy of the registered config ``name``."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; registered: {list_models()}")
+    config = _REGISTRY[name]()
+    config.name = name
+    return config
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: Any, key: str) -> None:
+    node = tree
+    for part in path[:-1]:
+        if part not in node or not isinstance(node[part], dict):
+            raise ValueError(f"unknown config override {key!r}: {part!r} is not a config section")
+        node = node[part]
+    node[path[-1]] = value
+
+
+def apply_overrides(config: MMCLIPConfig, overrides: dict[str, Any]) -> MMCLIPConfig:
+    """A new config with ``overrides`` applied (see the module docstring)."""
+    tree = config.to_dict()
+    for key, value in overrides.items():
+        path = key.split("__")
+        if hasattr(value, "__dataclass_fields__"):
+            from .config import config_to_dict
+
+            value = config_to_dict(value)
+        if len(path) == 1 and isinstance(value, dict) and isinstance(tree.get(key), dict):
+            for sub, sub_value in value.items():
+                _set_path(tree, [key, sub], sub_value, f"{key}.{sub}")
+        else:
+            _set_path(tree, path, value, key)
+    return MMCLIPConfig.from_dict(tree)
+
+
+def create_model(
+    name_or_config: str | MMCLIPConfig, tokenizer: Any = None, **overrides: Any
+) -> MMCLIPModel:
+    """Build a model from a registered name (or a config) with overrides.
+
+    Args:
+        name_or_config: e.g. ``"mmclip-tiny"`` (see :func:`list_models`) or an
+            :class:`~mmclip.models.MMCLIPConfig`.
+        tokenizer: ``PreTrainedTokenizerFast`` or a local directory holding one.
+        **overrides: config changes (see the module docstring).
+
+    Returns:
+        :class:`~mmclip.models.MMCLIPModel` (random init, except a text encoder loaded
+        from ``text.pretrained``), in training mode.
+    """
+    if isinstance(name_or_config, MMCLIPConfig):
+        config = copy.deepcopy(name_or_config)
+    else:
+        config = get_model_config(name_or_config)
+    if overrides:
+        config = apply_overrides(config, overrides)
+    if isinstance(tokenizer, Path):
+        tokenizer = str(tokenizer)
+    return MMCLIPModel(config, tokenizer=tokenizer)
+
+
+def _tiny() -> MMCLIPConfig:
+    return MMCLIPConfig(
+        vision=VisionConfig(image_size=96, width=192, depth=4, heads=3),
+        text=TextConfig(
+            vocab_size=4096,
+            hidden_size=128,
+            num_layers=2,
+            num_heads=2,
+            intermediate_size=512,
+            max_position_embeddings=128,
+            max_length=64,
+        ),
+        contrastive=ContrastiveConfig(embed_dim=128),
+        attmim=AttMIMConfig(
+            decoder_width=128,
+            decoder_depth=1,
+            decoder_heads=4,
+            guide_warmup_steps=100,
+            tau_anneal_steps=1000,
+        ),
+        entmlm=EntMLMConfig(decoder_depth=1, decoder_heads=2),
+    )
+
+
+def _small() -> MMCLIPConfig:
+    return MMCLIPConfig(
+        vision=VisionConfig(image_size=224, width=384, depth=12, heads=6),
+        text=TextConfig(
+            vocab_size=30522,
+            hidden_size=384,
+            num_layers=6,
+            num_heads=12,
+            intermediate_size=1536,
+            max_position_embeddings=512,
+            max_length=256,
+        ),
+        contrastive=ContrastiveConfig(embed_dim=512),
+        attmim=AttMIMConfig(decoder_width=256, decoder_depth=4, decoder_heads=8),
+        entmlm=EntMLMConfig(decoder_depth=1, decoder_heads=12),
+    )
+
+
+def _base() -> MMCLIPConfig:
+    return MMCLIPConfig(
+        vision=VisionConfig(image_size=224, width=768, depth=12, heads=12),
+        text=TextConfig(
+            vocab_size=30522,
+            hidden_size=768,
+            num_layers=12,
+            num_heads=12,
+            intermediate_size=3072,
+            max_position_embeddings=512,
+            max_length=256,
+        ),
+        contrastive=ContrastiveConfig(embed_dim=512),
+        attmim=AttMIMConfig(decoder_width=512, decoder_depth=4, decoder_heads=16),
+        entmlm=EntMLMConfig(decoder_depth=1, decoder_heads=12),
+    )
+
+
+register_model("mmclip-tiny", _tiny)
+register_model("mmclip-small", _small)
+register_model("mmclip-base", _base)

