@@ -19,9 +19,9 @@ TEMPLATES = [
     "Mild {side} {finding} is seen on this radiograph.",
 ]
 PROMPTS = ["Findings consistent with {finding}.", "No acute cardiopulmonary abnormality."]
-CORPUS = [
-    t.format(side=s, finding=f) for t in TEMPLATES for s in SIDES for f in FINDINGS
-] + [p.format(finding=f) for p in PROMPTS for f in FINDINGS]
+CORPUS = [t.format(side=s, finding=f) for t in TEMPLATES for s in SIDES for f in FINDINGS] + [
+    p.format(finding=f) for p in PROMPTS for f in FINDINGS
+]
 
 
 def make_tokenizer(vocab_size: int = 300):
@@ -56,8 +56,13 @@ def report(finding: int, side: int, template: int = 0) -> str:
 def tokenize_with_spans(tokenizer, texts: list[str], max_length: int = 32):
     """Tokenise and map the entity phrases (findings) to token spans (CSR)."""
     enc = tokenizer(
-        texts, padding="max_length", truncation=True, max_length=max_length,
-        return_offsets_mapping=True, return_special_tokens_mask=True, return_tensors="pt",
+        texts,
+        padding="max_length",
+        truncation=True,
+        max_length=max_length,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+        return_tensors="pt",
     )
     offsets = [0]
     spans: list[list[int]] = []
@@ -67,7 +72,8 @@ def tokenize_with_spans(tokenizer, texts: list[str], max_length: int = 32):
         for f in FINDINGS:
             for m in re.finditer(re.escape(f), text.lower()):
                 toks = [
-                    i for i, (a, b) in enumerate(mapping)
+                    i
+                    for i, (a, b) in enumerate(mapping)
                     if not special[i] and b > a and a < m.end() and b > m.start()
                 ]
                 if toks:
@@ -124,8 +130,13 @@ def make_batch(
         batch.span_offsets, batch.spans = offsets, spans
         batch.text_index = torch.tensor(text_index, dtype=torch.int64)
     if prompts:
-        enc = tokenizer(prompts, padding="max_length", truncation=True, max_length=max_length,
-                        return_tensors="pt")
+        enc = tokenizer(
+            prompts,
+            padding="max_length",
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        )
         batch.prompt_input_ids = enc["input_ids"].long()
         batch.prompt_attention_mask = enc["attention_mask"].long()
         batch.prompt_index = torch.tensor(prompt_index, dtype=torch.int64)
@@ -133,6 +144,12 @@ def make_batch(
 
 
 MIXED = [
-    SampleKind.PAIRED, SampleKind.PAIRED, SampleKind.IMAGE_PROMPT, SampleKind.IMAGE_ONLY,
-    SampleKind.TEXT_ONLY, SampleKind.PAIRED, SampleKind.TEXT_ONLY, SampleKind.IMAGE_PROMPT,
+    SampleKind.PAIRED,
+    SampleKind.PAIRED,
+    SampleKind.IMAGE_PROMPT,
+    SampleKind.IMAGE_ONLY,
+    SampleKind.TEXT_ONLY,
+    SampleKind.PAIRED,
+    SampleKind.TEXT_ONLY,
+    SampleKind.IMAGE_PROMPT,
 ]
