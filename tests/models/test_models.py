@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -85,9 +86,9 @@ def test_vit_visible_tokens_depth_and_shapes():
     assert not torch.allclose(shallow.tokens, full.tokens)
     with pytest.raises(ValueError, match="depth"):
         vit(images, depth=7)
-    with pytest.raises(Exception, match="(?i)chan|image"):
+    with pytest.raises(Exception, match=r"(?i)chan|image"):
         vit(torch.randn(2, 3, SIZE, SIZE))
-    with pytest.raises(Exception, match="(?i)size|image"):
+    with pytest.raises(Exception, match=r"(?i)size|image"):
         vit(torch.randn(2, 1, SIZE + 16, SIZE + 16))
 
 
@@ -111,7 +112,7 @@ def test_tau_schedule_is_inf_during_warmup_then_anneals_down_to_the_final_value(
     assert math.isinf(tau_schedule(0, 0.5, 10, 100))
     assert math.isinf(tau_schedule(9, 0.5, 10, 100))
     values = [tau_schedule(s, 0.5, 10, 100) for s in range(10, 200, 5)]
-    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(values))
     assert values[-1] == pytest.approx(0.5)
 
 
@@ -198,7 +199,7 @@ def test_loading_a_mismatched_checkpoint_names_the_problem(tokenizer, tmp_path):
 
     files = list((tmp_path / "model").glob("*.safetensors"))
     state = load_file(str(files[0]))
-    with pytest.raises(CheckpointMismatchError, match="unexpected keys|missing keys"):
+    with pytest.raises(CheckpointMismatchError, match=r"unexpected keys|missing keys"):
         other.load_checkpoint_state(state)
 
 
