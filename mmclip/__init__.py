@@ -2,11 +2,45 @@
 
 Contrastive image–text learning with attention-guided masked image modelling
 (AttMIM) and entity-masked language modelling (EntMLM), learning from paired and
-unpaired data. The operators live in :mod:`mmclip.ops`.
+unpaired data. The operators live in :mod:`mmclip.ops`; the model blocks and the
+registry (``create_model``, ``list_models``…) of :mod:`mmclip.models` are exported
+here too, imported on first use so that ``import mmclip`` stays light.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from . import ops
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "ops"]
+_MODEL_EXPORTS = (
+    "AttMIM",
+    "CheckpointMismatchError",
+    "ContrastiveLoss",
+    "EntMLM",
+    "MMCLIPConfig",
+    "MMCLIPModel",
+    "TextEncoder",
+    "VisionTransformer",
+    "create_model",
+    "get_model_config",
+    "list_models",
+    "register_model",
+)
+
+__all__ = ["__version__", "ops", *_MODEL_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODEL_EXPORTS:
+        value = getattr(importlib.import_module(".models", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mmclip' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -699,7 +699,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = data_sub.add_parser("sources", help="list the dataset adapters")
     _common(q)
     q.set_defaults(func=cmd_data_sources)
-    p.set_defaults(func=lambda a: _missing_subcommand(p))
+    data_parser = p  # bind it now: `p` is reassigned to the `models` parser below
+    p.set_defaults(func=lambda a: _missing_subcommand(data_parser))
 
     p = sub.add_parser("models", help="list the registered models")
     _common(p)

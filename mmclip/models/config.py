@@ -76,6 +76,9 @@ class TextConfig:
         max_length: reports are truncated to this many tokens by ``encode_text``.
         pad_token_id, mask_token_id: ids of [PAD] and [MASK] (taken from the tokenizer
             when one is attached).
+        pool: the report embedding fed to ``Pt``: ``"cls"`` (the [CLS] state, DESIGN
+            §1.1) or ``"mean"`` (the mean of the real tokens' states, as sentence-
+            transformers MiniLM is trained).
         pretrained: a local directory with a BERT-family checkpoint to initialise from
             (loaded with ``local_files_only=True``); the architecture fields are then
             read from that checkpoint. Saved models store ``None`` here.
@@ -91,6 +94,7 @@ class TextConfig:
     max_length: int = 256
     pad_token_id: int = 0
     mask_token_id: int = 103
+    pool: str = "cls"
     pretrained: str | None = None
 
 

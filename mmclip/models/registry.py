@@ -108,8 +108,12 @@ def create_model(
 
 def _tiny() -> MMCLIPConfig:
     return MMCLIPConfig(
-        vision=VisionConfig(image_size=96, width=192, depth=4, heads=3),
+        # Trained from scratch on small data: mean pooling on both towers and a warmer
+        # start temperature keep the contrastive term out of the collapsed saddle where
+        # every [CLS] state of a freshly initialised tower is the same point (docs/models.md).
+        vision=VisionConfig(image_size=96, width=192, depth=4, heads=3, pool="mean"),
         text=TextConfig(
+            pool="mean",
             vocab_size=4096,
             hidden_size=128,
             num_layers=2,
@@ -118,7 +122,7 @@ def _tiny() -> MMCLIPConfig:
             max_position_embeddings=128,
             max_length=64,
         ),
-        contrastive=ContrastiveConfig(embed_dim=128),
+        contrastive=ContrastiveConfig(embed_dim=128, init_temperature=0.2),
         attmim=AttMIMConfig(
             decoder_width=128,
             decoder_depth=1,

@@ -34,7 +34,7 @@ class TextOutput:
 
     Attributes:
         tokens (Tensor[B, L, H]): last hidden states.
-        pooled (Tensor[B, H]): the [CLS] (first token) state.
+        pooled (Tensor[B, H]): the [CLS] state or the mean of the real tokens (``config.pool``).
     """
 
     tokens: Tensor
@@ -88,6 +88,8 @@ class TextEncoder(nn.Module):
     def __init__(self, config: TextConfig | None = None, model: nn.Module | None = None) -> None:
         super().__init__()
         self.config = config if config is not None else TextConfig()
+        if self.config.pool not in ("cls", "mean"):
+            raise ValueError(f"text.pool must be 'cls' or 'mean'; got {self.config.pool!r}")
         if model is None:
             from transformers import BertModel
 
@@ -184,7 +186,16 @@ class TextEncoder(nn.Module):
             attention_mask = attention_mask.long()
         out = self.model(input_ids=input_ids, attention_mask=attention_mask)
         tokens = out.last_hidden_state
-        return TextOutput(tokens=tokens, pooled=tokens[:, 0])
+        return TextOutput(tokens=tokens, pooled=self._pool(tokens, attention_mask))
+
+    def _pool(self, tokens: Tensor, attention_mask: Tensor | None) -> Tensor:
+        """tokens (Tensor[B, L, H]) → Tensor[B, H] by ``config.pool``."""
+        if self.config.pool == "cls":
+            return tokens[:, 0]
+        if attention_mask is None:
+            return tokens.mean(dim=1)
+        weight = attention_mask.to(tokens.dtype).unsqueeze(-1)
+        return (tokens * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0)
 
 
 def minilm_path() -> Path | None:

@@ -6,6 +6,8 @@ with ``local_files_only=True``.
 
 from __future__ import annotations
 
+import json
+
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -116,6 +118,17 @@ def _from_vocab_file(path: Path, model_max_length: int = 512) -> PreTrainedToken
     return _wrap(_bert_pipeline(Tokenizer(model), True), True, model_max_length)
 
 
+def _is_mmclip_dir(path: Path) -> bool:
+    """Whether ``path`` holds a saved MMCLIPModel (config.json of model_type ``mmclip``)."""
+    config = path / "config.json"
+    if not (path / "tokenizer.json").is_file() or not config.is_file():
+        return False
+    try:
+        return json.loads(config.read_text(encoding="utf-8")).get("model_type") == "mmclip"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
     """Load a local fast tokenizer from a directory, or a BERT one from a ``vocab.txt`` file.
 
@@ -131,7 +144,14 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
         if path.suffix != ".txt":
             raise ValueError(f"expected a tokenizer directory or a vocab .txt file, got {path}")
         return _from_vocab_file(path)
-    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True, use_fast=True)
+    if _is_mmclip_dir(path):
+        # A saved MMCLIPModel: its config.json is not a transformers config, so read the
+        # tokenizer files directly instead of letting AutoTokenizer inspect it.
+        from transformers import PreTrainedTokenizerFast
+
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path), local_files_only=True)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True, use_fast=True)
     if not getattr(tokenizer, "is_fast", False):
         raise TypeError(f"the tokenizer in {path} is not a fast tokenizer (no offsets mapping)")
     return tokenizer
