@@ -542,7 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
     p.add_argument("--out", default="mmclip-demo", help="output folder")
-    p.add_argument("--steps", type=int, default=300, help="pre-training steps")
+    p.add_argument("--steps", type=int, default=800, help="pre-training steps")
     p.add_argument("--num-images", type=int, default=1000, help="synthetic images to generate")
     p.add_argument("--batch-size", type=int, default=32, help="samples per step")
     p.add_argument("--data-size", type=int, default=128, help="side of the generated images")

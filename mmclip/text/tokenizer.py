@@ -7,7 +7,6 @@ with ``local_files_only=True``.
 from __future__ import annotations
 
 import json
-
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -145,11 +144,18 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
             raise ValueError(f"expected a tokenizer directory or a vocab .txt file, got {path}")
         return _from_vocab_file(path)
     if _is_mmclip_dir(path):
-        # A saved MMCLIPModel: its config.json is not a transformers config, so read the
-        # tokenizer files directly instead of letting AutoTokenizer inspect it.
-        from transformers import PreTrainedTokenizerFast
+        # A saved MMCLIPModel: its config.json is not a transformers config; transformers
+        # reads it anyway and warns about the model type, which is noise here.
+        from transformers.utils import logging as hf_logging
 
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path), local_files_only=True)
+        level = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(
+                str(path), local_files_only=True, use_fast=True
+            )
+        finally:
+            hf_logging.set_verbosity(level)
     else:
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True, use_fast=True)
     if not getattr(tokenizer, "is_fast", False):

@@ -618,11 +618,6 @@ def test_console_script_user_error() -> None:
     assert proc.stdout == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="loading a saved model's tokenizer (mmclip/text/tokenizer.py, AutoTokenizer) makes "
-    "transformers warn on stderr that config.json is of model type `mmclip`",
-)
 def test_error_after_loading_a_model_is_one_line(run_dir: Path, tmp_path: Path) -> None:
     missing = tmp_path / "no-data"
     proc = _subprocess(

@@ -100,7 +100,7 @@ def test_cls_pooling_returns_the_first_token_state():
     ids = torch.randint(5, 64, (3, 10))
     out = encoder(ids, torch.ones_like(ids))
     assert torch.equal(out.pooled, out.tokens[:, 0])
-    with pytest.raises(ValueError, match="text.pool"):
+    with pytest.raises(ValueError, match=r"text\.pool"):
         TextEncoder(TextConfig(pool="max"))
 
 

@@ -203,11 +203,6 @@ def test_loading_a_mismatched_checkpoint_names_the_problem(tokenizer, tmp_path):
         other.load_checkpoint_state(state)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: the image and text embeddings collapse to one point, so the clip "
-    "term stays near log(N) (see docs/known-issues.md); mim and mlm do fall",
-)
 def test_a_tiny_model_overfits_eight_samples(tokenizer):
     model = tiny(tokenizer, attmim__guide_warmup_steps=0, attmim__tau_anneal_steps=1)
     batch = make_batch(tokenizer, [SampleKind.PAIRED] * 8, image_size=SIZE, fixed=True)
