@@ -2,6 +2,7 @@
 
 CPU: ``mmclip-tiny`` (96 px, batch 32, half image–report pairs, half image + prompt),
 float32. CUDA (when present): ``mmclip-base`` at 224 px, batch 256, bf16 autocast.
+``extra_info`` records pairs/s and, on CUDA, the model-FLOPs utilisation.
 Both rows of a group run the same model, batch and masks; only the operator
 implementation differs. Compare the medians of ``compiled`` and ``reference``.
 """
@@ -16,6 +17,8 @@ import torch
 from mmclip import ops
 from mmclip.batch import SampleKind
 from mmclip.models import create_model
+
+from mmclip.train.logging import estimate_step_flops, peak_flops
 
 from .conftest import run_timed
 
@@ -65,10 +68,17 @@ def test_train_step(benchmark, bench_device, impl):
 
     def step():
         with ops.use_reference(impl == "reference"), autocast:
-            out = model(batch, step=1000, generator=torch.Generator(device=bench_device).manual_seed(0))
+            gen = torch.Generator(device=bench_device).manual_seed(0)
+            out = model(batch, step=1000, generator=gen)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         opt.step()
         return out.loss.detach()
 
+    flops = estimate_step_flops(step) if bench_device == "cuda" else None
     run_timed(benchmark, bench_device, step, rounds=10 if bench_device == "cpu" else 20)
+    median = benchmark.stats.stats.median
+    benchmark.extra_info["pairs_per_s"] = setup["batch"] / median
+    peak = peak_flops(torch.device(bench_device))
+    if flops and peak:
+        benchmark.extra_info["mfu"] = flops / (median * peak)

@@ -422,7 +422,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     if not root.exists():
         raise CLIError(f"dataset path {args.root!r} does not exist")
     records = load_source(source, root, **_parse_options(args.option))
-    base = root if root.is_dir() else root.parent
+    base = _manifest_base(root.resolve() if root.is_dir() else root.resolve().parent, records)
     out = Path(args.out) if args.out else base / f"mmclip-{source}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(r.to_json(base), sort_keys=True, default=str) for r in records]
@@ -430,10 +430,21 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     tmp.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
     os.replace(tmp, out)
     _summarise(records, out)
-    if out.resolve().parent != base.resolve():
-        print(f"  paths are relative to {base}: use it as the manifest's root, e.g. "
-              f"`source: manifest, root: {out}, options: {{root: {base}}}`")
+    if out.resolve().parent != base:
+        print(f"  paths are relative to {base}: read it with `source: manifest, root: {out}, "
+              f"options: {{image_root: {base}}}`")
     return 0
+
+
+def _manifest_base(root: Path, records: Sequence[Any]) -> Path:
+    """The folder the manifest's paths are relative to: ``root``, or the closest folder
+    holding every file of the records (a cache or image folder outside ``root``)."""
+    paths = [str(root)]
+    for r in records:
+        if r.image_path is not None:
+            paths.append(str(Path(r.image_path).resolve().parent))
+        paths += [str(Path(v).resolve().parent) for v in r.meta.values() if isinstance(v, Path)]
+    return Path(os.path.commonpath(paths))
 
 
 def _summarise(records: Sequence[Any], manifest: Path) -> None:
@@ -684,7 +695,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  mmclip data prepare synthetic --out data/synthetic --num-images "
         "2000\n  mmclip data prepare kermany --root /data/chest_xray\n"
         "  mmclip data prepare covid-notes --root ../shared/data/covid-notes --out "
-        "data/covid.jsonl\n  mmclip data prepare iu-reports --root ../shared/data/iu-reports",
+        "data/covid.jsonl\n  mmclip data prepare iu-reports --root ../shared/data/iu-reports "
+        "--option on_error=skip",
     )
     _common(q)
     q.add_argument("source", help="synthetic, or an adapter name (`mmclip data sources`)")

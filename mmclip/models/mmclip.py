@@ -233,6 +233,13 @@ class MMCLIPModel(nn.Module):
 
     # ------------------------------------------------------------------ training
     def _check_batch(self, batch: MMCLIPBatch) -> None:
+        """Raise ``ValueError`` when the batch's rows do not match its sample kinds.
+
+        Skipped while ``torch.compile`` traces (dynamo mis-evaluates the enum comparisons);
+        the trainer then calls it eagerly on each batch before the compiled forward.
+        """
+        if torch.compiler.is_compiling():
+            return
         kind = batch.kind
         if kind.ndim != 1:
             raise ValueError(f"batch.kind must be 1-D; got shape {tuple(kind.shape)}")
@@ -248,9 +255,9 @@ class MMCLIPModel(nn.Module):
         has_image = torch.zeros(b, dtype=torch.bool, device=kind.device)
         has_text = torch.zeros(b, dtype=torch.bool, device=kind.device)
         if batch.images is not None and batch.image_index is not None:
-            has_image[batch.image_index] = True
+            has_image = has_image.index_fill(0, batch.image_index, True)
         if batch.input_ids is not None and batch.text_index is not None:
-            has_text[batch.text_index] = True
+            has_text = has_text.index_fill(0, batch.text_index, True)
         needs_image = (
             (kind == SampleKind.PAIRED)
             | (kind == SampleKind.IMAGE_PROMPT)

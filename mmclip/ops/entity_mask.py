@@ -46,6 +46,9 @@ def _check_spans(span_offsets: Tensor, spans: Tensor, batch: int, length: int) -
             )
 
 
+# The noise draw and the validation run eagerly under torch.compile (dynamo cannot trace
+# torch.rand with a generator over symbolic sizes); the rest of a compiled model is traced.
+@torch.compiler.disable
 def entity_span_mask(
     input_ids: Tensor,
     attention_mask: Tensor,

@@ -19,6 +19,9 @@ def mask_count(mask_ratio: float, num_patches: int) -> int:
     return round(v.check_ratio("mask_ratio", mask_ratio) * num_patches)
 
 
+# The noise draw and the validation run eagerly under torch.compile (dynamo cannot trace
+# torch.rand with a generator over symbolic sizes); the rest of a compiled model is traced.
+@torch.compiler.disable
 def attention_guided_mask(
     scores: Tensor,
     mask_ratio: float,

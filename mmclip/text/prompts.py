@@ -50,6 +50,11 @@ FINDING_PHRASES: dict[str, tuple[str, ...]] = {
     "Fibrosis": ("fibrosis", "pulmonary fibrosis", "fibrotic change"),
     "Pleural_Thickening": ("pleural thickening", "thickened pleura", "pleural thickening"),
     "Hernia": ("hiatal hernia", "hernia", "diaphragmatic hernia"),
+    # COVID-19 collections (covidx, covid-collection)
+    "COVID-19": ("COVID-19 pneumonia", "viral pneumonia from COVID-19",
+                 "multifocal opacities typical of COVID-19"),
+    "ARDS": ("acute respiratory distress syndrome", "ARDS",
+             "diffuse bilateral airspace opacities of ARDS"),
 }
 
 #: Templates for a present finding; ``{phrase}`` is a finding phrase (with laterality).

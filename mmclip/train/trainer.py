@@ -286,6 +286,8 @@ class Trainer:
             if self.info.distributed and not sync and hasattr(self.train_model, "no_sync")
             else contextlib.nullcontext()
         )
+        if self.config.compile:
+            self.model._check_batch(batch)  # eager: skipped inside the compiled graph
         with ddp_no_sync:
             with self._autocast():
                 out = self.train_model(batch)

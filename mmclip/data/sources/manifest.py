@@ -78,9 +78,18 @@ def load_manifest(
     skips: SkipCounter | None = None,
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
+    image_root: str | Path | None = None,
 ) -> list[XrayRecord]:
-    """Records of a ``.jsonl`` / ``.csv`` (optionally ``.gz``) manifest."""
+    """Records of a ``.jsonl`` / ``.csv`` (optionally ``.gz``) manifest.
+
+    Relative paths in the rows are resolved under ``root`` (or ``image_root``, the same
+    setting under a name that does not clash with a config's ``root`` = the manifest
+    file), by default the manifest's folder; a path that leaves it is an error.
+    """
     path = Path(path)
+    if root is not None and image_root is not None and Path(root) != Path(image_root):
+        raise ValueError("give the manifest's base folder as root or image_root, not both")
+    root = root if root is not None else image_root
     base = Path(root) if root is not None else path.parent
     skips = skips if skips is not None else SkipCounter()
     name = path.name.removesuffix(".gz")
