@@ -17,7 +17,6 @@ import torch
 from mmclip import ops
 from mmclip.batch import SampleKind
 from mmclip.models import create_model
-
 from mmclip.train.logging import estimate_step_flops, peak_flops
 
 from .conftest import run_timed
