@@ -15,13 +15,19 @@ from mmclip.text import RadiologyLabeler, align_batch, report_text
 from mmclip.text.evaluate_labeler import default_data_dir, load_iu_reports
 
 _SENTENCES = [
-    "The heart is normal in size.", "Heart size is mildly enlarged.",
-    "No pneumothorax or pleural effusion.", "There is no focal airspace consolidation.",
-    "Small right pleural effusion.", "Possible left lower lobe pneumonia.",
+    "The heart is normal in size.",
+    "Heart size is mildly enlarged.",
+    "No pneumothorax or pleural effusion.",
+    "There is no focal airspace consolidation.",
+    "Small right pleural effusion.",
+    "Possible left lower lobe pneumonia.",
     "XXXX opacity in the right upper lobe may represent atelectasis.",
-    "Calcified granuloma in the left upper lobe.", "Degenerative changes of the thoracic spine.",
-    "Left PICC line tip in the SVC.", "No acute cardiopulmonary abnormality.",
-    "Lungs are clear.", "Mild pulmonary edema cannot be excluded.",
+    "Calcified granuloma in the left upper lobe.",
+    "Degenerative changes of the thoracic spine.",
+    "Left PICC line tip in the SVC.",
+    "No acute cardiopulmonary abnormality.",
+    "Lungs are clear.",
+    "Mild pulmonary edema cannot be excluded.",
 ]
 
 
@@ -31,7 +37,9 @@ def _reports() -> tuple[list[str], str]:
         return [report_text(r) for r in load_iu_reports(data).values()], "iu-reports"
     rng = random.Random(0)
     texts = [
-        "FINDINGS: " + " ".join(rng.choices(_SENTENCES, k=5)) + "\nIMPRESSION: "
+        "FINDINGS: "
+        + " ".join(rng.choices(_SENTENCES, k=5))
+        + "\nIMPRESSION: "
         + " ".join(rng.choices(_SENTENCES, k=2))
         for _ in range(4000)
     ]

@@ -207,15 +207,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"on {len(test)} held-out synthetic X-rays. Chance AUROC is 0.500."
     )
     suite = run_suite(
-        model, train, test, list(SYNTHETIC_FINDINGS), eval_dir, options,
-        title="mmclip demo results", preamble=preamble,
+        model,
+        train,
+        test,
+        list(SYNTHETIC_FINDINGS),
+        eval_dir,
+        options,
+        title="mmclip demo results",
+        preamble=preamble,
     )
     plot_loss_curve(run_dir / "metrics.jsonl", eval_dir / "loss.png")
     total = time.perf_counter() - t0
     print()
     print(suite.markdown)
-    print(f"mmclip demo: done in {total:.0f} s. Results: {suite.files['markdown']}, "
-          f"{suite.files['json']}; pictures: {', '.join(sorted(str(p) for k, p in suite.files.items() if str(p).endswith('.png')))}, {eval_dir / 'loss.png'}")  # noqa: E501
+    pictures = sorted(str(p) for p in suite.files.values() if str(p).endswith(".png"))
+    pictures.append(str(eval_dir / "loss.png"))
+    print(
+        f"mmclip demo: done in {total:.0f} s. Results: {suite.files['markdown']}, "
+        f"{suite.files['json']}; pictures: {', '.join(pictures)}"
+    )
     zs = suite.results.get("zero_shot", {})
     if zs.get("mean_auroc") is not None and zs["mean_auroc"] < 0.6:
         print("mmclip demo: zero-shot is close to chance; try more --steps", file=sys.stderr)
@@ -280,8 +290,10 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     finally:
         cleanup_distributed()
     if os.environ.get("RANK", "0") in ("", "0"):
-        print(f"mmclip pretrain: {result.step} steps in {result.seconds:.0f} s; "
-              f"model: {result.model_dir}; metrics: {Path(config.out_dir) / 'metrics.jsonl'}")
+        print(
+            f"mmclip pretrain: {result.step} steps in {result.seconds:.0f} s; "
+            f"model: {result.model_dir}; metrics: {Path(config.out_dir) / 'metrics.jsonl'}"
+        )
     return 0
 
 
@@ -304,8 +316,13 @@ def _run_eval(args: argparse.Namespace, title: str, **parts: bool) -> int:
 
     need_train = parts.get("probe", False) or parts.get("finetune", False)
     model, train, test, findings = _eval_setup(args, need_train)
-    defaults = {"zero_shot": False, "probe": False, "finetune": False, "retrieval": False,
-                "masks": False}
+    defaults = {
+        "zero_shot": False,
+        "probe": False,
+        "finetune": False,
+        "retrieval": False,
+        "masks": False,
+    }
     defaults.update(parts)
     options = SuiteOptions(
         **defaults,
@@ -334,8 +351,13 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
 
         model, _, test, findings = _eval_setup(args, False)
         result = evaluate_zero_shot(
-            model, test, findings, mode="multiclass", uncertain=args.uncertain,
-            n_resamples=args.bootstrap, backend=args.backend,
+            model,
+            test,
+            findings,
+            mode="multiclass",
+            uncertain=args.uncertain,
+            n_resamples=args.bootstrap,
+            backend=args.backend,
         )
         out = Path(args.out)
         write_json({"zero_shot": result}, out / "results.json")
@@ -406,9 +428,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     source = _source_name(args.source)
     if source == "synthetic":
         out = Path(args.out or "data/synthetic")
-        manifest = synthetic.write_dataset(
-            out, n=args.num_images, size=args.size, seed=args.seed
-        )
+        manifest = synthetic.write_dataset(out, n=args.num_images, size=args.size, seed=args.seed)
         _summarise(_records("synthetic", str(out), "all"), manifest)
         return 0
     if source not in list_sources():
@@ -431,8 +451,10 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     os.replace(tmp, out)
     _summarise(records, out)
     if out.resolve().parent != base:
-        print(f"  paths are relative to {base}: read it with `source: manifest, root: {out}, "
-              f"options: {{image_root: {base}}}`")
+        print(
+            f"  paths are relative to {base}: read it with `source: manifest, root: {out}, "
+            f"options: {{image_root: {base}}}`"
+        )
     return 0
 
 
@@ -475,8 +497,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     for name in list_models():
         c = get_model_config(name)
-        print(f"{name:14s} ViT {c.vision.width}×{c.vision.depth} @ {c.vision.image_size}px, "
-              f"BERT {c.text.hidden_size}×{c.text.num_layers}, embed {c.contrastive.embed_dim}")
+        print(
+            f"{name:14s} ViT {c.vision.width}×{c.vision.depth} @ {c.vision.image_size}px, "
+            f"BERT {c.text.hidden_size}×{c.text.num_layers}, embed {c.contrastive.embed_dim}"
+        )
     return 0
 
 
@@ -490,38 +514,73 @@ class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaults
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                   help="show tracebacks instead of one-line errors")
-    p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
-                   help="more log output")
-    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                   help="warnings and errors only")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch (default: torch's choice)")
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks instead of one-line errors",
+    )
+    p.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output"
+    )
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="warnings and errors only",
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)"
+    )
 
 
 def _data_args(p: argparse.ArgumentParser, split: str = "test", train: bool = False) -> None:
-    p.add_argument("--source", default="synthetic",
-                   help="dataset kind: synthetic, manifest or an adapter (`mmclip data sources`)")
+    p.add_argument(
+        "--source",
+        default="synthetic",
+        help="dataset kind: synthetic, manifest or an adapter (`mmclip data sources`)",
+    )
     p.add_argument("--root", required=True, help="dataset folder (the file for a manifest)")
-    p.add_argument("--split", default=split, choices=("train", "val", "test", "all"),
-                   help="the evaluation split")
+    p.add_argument(
+        "--split",
+        default=split,
+        choices=("train", "val", "test", "all"),
+        help="the evaluation split",
+    )
     if train:
-        p.add_argument("--train-split", default="train", choices=("train", "val", "all"),
-                       help="the split the probe / fine-tune learns from")
-    p.add_argument("--option", action="append", metavar="KEY=VALUE",
-                   help="adapter option (repeatable), e.g. --option label_columns='[Pneumonia]'")
-    p.add_argument("--backend", default="auto", choices=("auto", "dali", "pil"),
-                   help="image decoding")
+        p.add_argument(
+            "--train-split",
+            default="train",
+            choices=("train", "val", "all"),
+            help="the split the probe / fine-tune learns from",
+        )
+    p.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="adapter option (repeatable), e.g. --option label_columns='[Pneumonia]'",
+    )
+    p.add_argument(
+        "--backend", default="auto", choices=("auto", "dali", "pil"), help="image decoding"
+    )
 
 
 def _eval_args(p: argparse.ArgumentParser, split: str = "test", train: bool = False) -> None:
     p.add_argument("--model", required=True, help="a saved model directory (or a run directory)")
     _data_args(p, split, train)
-    p.add_argument("--findings", nargs="+", metavar="FINDING",
-                   help="findings to evaluate (default: the labelled findings of the data)")
-    p.add_argument("--uncertain", default="ignore", choices=("ignore", "positive", "negative"),
-                   help="how uncertain (-1) labels count")
+    p.add_argument(
+        "--findings",
+        nargs="+",
+        metavar="FINDING",
+        help="findings to evaluate (default: the labelled findings of the data)",
+    )
+    p.add_argument(
+        "--uncertain",
+        default="ignore",
+        choices=("ignore", "positive", "negative"),
+        help="how uncertain (-1) labels count",
+    )
     p.add_argument("--out", default="results", help="output folder")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
@@ -540,7 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="<command>")
 
     p = sub.add_parser(
-        "demo", help="synthetic X-rays → pre-train mmclip-tiny → zero-shot, probe, pictures",
+        "demo",
+        help="synthetic X-rays → pre-train mmclip-tiny → zero-shot, probe, pictures",
         formatter_class=_Formatter,
         description="The whole method end to end on the CPU in minutes: writes synthetic chest "
         "X-rays with known findings, pre-trains mmclip-tiny on them, and evaluates zero-shot "
@@ -559,13 +619,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-size", type=int, default=128, help="side of the generated images")
     p.add_argument("--seed", type=int, default=0, help="seed of data, model and training")
     p.add_argument("--bootstrap", type=int, default=500, help="bootstrap resamples of the CIs")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a key of the demo's training config")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key of the demo's training config",
+    )
     p.add_argument("--force", action="store_true", help="overwrite a previous demo in --out")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
-        "pretrain", help="pre-train a model from a YAML config", formatter_class=_Formatter,
+        "pretrain",
+        help="pre-train a model from a YAML config",
+        formatter_class=_Formatter,
         description="Pre-train an MMCLIP model. Every key of the config can be overridden with "
         "--set key.sub=value; the common ones have their own flags. Under torchrun each "
         "process trains one shard (DDP).",
@@ -595,16 +662,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-every", type=int, help="steps between checkpoints")
     p.add_argument("--log-every", type=int, help="steps between log lines")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
-                   help="continue the run in --out (or from a checkpoint/run directory)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config key, e.g. --set data.sources.0.ratio=0.3")
-    p.add_argument("--dry-run", action="store_true",
-                   help="print the resolved config and exit")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="CHECKPOINT",
+        help="continue the run in --out (or from a checkpoint/run directory)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config key, e.g. --set data.sources.0.ratio=0.3",
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser(
-        "zeroshot", help="zero-shot classification with prompt ensembles",
+        "zeroshot",
+        help="zero-shot classification with prompt ensembles",
         formatter_class=_Formatter,
         description="Zero-shot classification: per finding, a softmax between positive and "
         "negative prompt ensembles (multilabel), or over the classes' prompts (multiclass). "
@@ -614,14 +691,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
     _eval_args(p)
-    p.add_argument("--mode", default="multilabel", choices=("multilabel", "multiclass"),
-                   help="positive-vs-negative per finding, or one class per image")
+    p.add_argument(
+        "--mode",
+        default="multilabel",
+        choices=("multilabel", "multiclass"),
+        help="positive-vs-negative per finding, or one class per image",
+    )
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     p.add_argument("--masks", action="store_true", help="also draw the AttMIM masks picture")
     p.set_defaults(func=cmd_zeroshot)
 
     p = sub.add_parser(
-        "probe", help="linear probe at 1/10/100%% of the labels", formatter_class=_Formatter,
+        "probe",
+        help="linear probe at 1/10/100%% of the labels",
+        formatter_class=_Formatter,
         description="Logistic regression on frozen image embeddings, trained on stratified "
         "subsets of the training labels, several seeds, AUROC mean ± std on the test split.",
         epilog="example:\n  mmclip probe --model runs/demo/model --source synthetic "
@@ -629,13 +712,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
     _eval_args(p, train=True)
-    p.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0],
-                   help="label fractions")
+    p.add_argument(
+        "--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0], help="label fractions"
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="subset seeds")
     p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser(
-        "finetune", help="fine-tune the image encoder + linear head", formatter_class=_Formatter,
+        "finetune",
+        help="fine-tune the image encoder + linear head",
+        formatter_class=_Formatter,
         description="Full fine-tuning of a copy of the image encoder with a linear head on "
         "stratified label subsets; AUROC mean ± std over seeds.",
         epilog="example:\n  mmclip finetune --model runs/demo/model --source synthetic "
@@ -643,8 +729,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
     _eval_args(p, train=True)
-    p.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0],
-                   help="label fractions")
+    p.add_argument(
+        "--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0], help="label fractions"
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="subset seeds")
     p.add_argument("--epochs", type=int, default=10, help="epochs per run")
     p.add_argument("--lr", type=float, default=1e-4, help="encoder learning rate")
@@ -652,7 +739,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser(
-        "retrieval", help="image–text retrieval Recall@1/5/10", formatter_class=_Formatter,
+        "retrieval",
+        help="image–text retrieval Recall@1/5/10",
+        formatter_class=_Formatter,
         description="Image → text and text → image retrieval among the image–report pairs of "
         "a split.",
         epilog="example:\n  mmclip retrieval --model runs/demo/model --source synthetic "
@@ -663,7 +752,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_retrieval)
 
     p = sub.add_parser(
-        "encode", help="embed images / texts into the joint space", formatter_class=_Formatter,
+        "encode",
+        help="embed images / texts into the joint space",
+        formatter_class=_Formatter,
         description="Write L2-normalised embeddings as .npy (one array) or .npz.",
         epilog="examples:\n  mmclip encode --model runs/demo/model --images a.png b.png "
         "--out img.npy\n  mmclip encode --model runs/demo/model --texts 'Small left "
@@ -682,12 +773,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.set_defaults(func=cmd_encode)
 
-    p = sub.add_parser("data", help="prepare datasets", formatter_class=_Formatter,
-                       description="Dataset preparation.")
+    p = sub.add_parser(
+        "data",
+        help="prepare datasets",
+        formatter_class=_Formatter,
+        description="Dataset preparation.",
+    )
     _common(p)
     data_sub = p.add_subparsers(dest="data_command", metavar="<data command>")
     q = data_sub.add_parser(
-        "prepare", help="write a synthetic set or a manifest of a dataset",
+        "prepare",
+        help="write a synthetic set or a manifest of a dataset",
         formatter_class=_Formatter,
         description="`synthetic` writes generated X-rays, lesion masks, reports and a "
         "manifest. Any other source reads a dataset with its adapter and writes a JSONL "
@@ -705,8 +801,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--num-images", type=int, default=1000, help="synthetic: images")
     q.add_argument("--size", type=int, default=256, help="synthetic: image side in pixels")
     q.add_argument("--seed", type=int, default=0, help="synthetic: seed")
-    q.add_argument("--option", action="append", metavar="KEY=VALUE",
-                   help="adapter option (repeatable)")
+    q.add_argument(
+        "--option", action="append", metavar="KEY=VALUE", help="adapter option (repeatable)"
+    )
     q.set_defaults(func=cmd_data_prepare)
     q = data_sub.add_parser("sources", help="list the dataset adapters")
     _common(q)
@@ -744,8 +841,17 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from mmclip.train.checkpoint import CheckpointError
     from mmclip.train.config import ConfigError
 
-    return (CLIError, ConfigError, CheckpointError, DataError, FileNotFoundError,
-            NotADirectoryError, PermissionError, ValueError, FloatingPointError)
+    return (
+        CLIError,
+        ConfigError,
+        CheckpointError,
+        DataError,
+        FileNotFoundError,
+        NotADirectoryError,
+        PermissionError,
+        ValueError,
+        FloatingPointError,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

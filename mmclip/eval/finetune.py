@@ -110,9 +110,11 @@ def _train_one(
         x, y = images[idx].to(device), labels[idx].to(device)
         known = ~torch.isnan(y)
         logits = clf(x)
-        loss = F.binary_cross_entropy_with_logits(
-            logits[known], y[known], reduction="mean"
-        ) if known.any() else logits.sum() * 0.0
+        loss = (
+            F.binary_cross_entropy_with_logits(logits[known], y[known], reduction="mean")
+            if known.any()
+            else logits.sum() * 0.0
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -168,6 +170,10 @@ def finetune(
                 keep = ~np.isnan(yte[:, j])
                 aurocs[j] = roc_auc(yte[keep, j].astype(np.int64), probs[keep, j])
             runs.setdefault(fraction, []).append((len(idx), aurocs))
-            logger.info("fine-tune %g seed %d: mean AUROC %.3f", fraction, seed,
-                        float(np.nanmean(aurocs)) if np.isfinite(aurocs).any() else math.nan)
+            logger.info(
+                "fine-tune %g seed %d: mean AUROC %.3f",
+                fraction,
+                seed,
+                float(np.nanmean(aurocs)) if np.isfinite(aurocs).any() else math.nan,
+            )
     return summarise_runs("finetune", findings, runs)

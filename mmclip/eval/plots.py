@@ -113,8 +113,7 @@ def plot_attmim_masks(
                 overlay[..., 3] = 0.5 * _patch_image(panel.float(), grid, size)
                 ax.imshow(overlay)
             if lesions is not None and lesions[i].any():
-                ax.contour(lesions[i].astype(float), levels=[0.5], colors="#ff3030",
-                           linewidths=0.9)
+                ax.contour(lesions[i].astype(float), levels=[0.5], colors="#ff3030", linewidths=0.9)
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
@@ -122,8 +121,9 @@ def plot_attmim_masks(
         if i < len(texts):
             caption = texts[i].replace("FINDINGS:", "").replace("\n", " ").strip()
             caption = caption if len(caption) <= 70 else caption[:67] + "..."
-            axes[i, 0].set_ylabel(caption, fontsize=6, rotation=0, ha="left", va="bottom",
-                                  labelpad=0)
+            axes[i, 0].set_ylabel(
+                caption, fontsize=6, rotation=0, ha="left", va="bottom", labelpad=0
+            )
             axes[i, 0].yaxis.set_label_coords(0.0, -0.12)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()

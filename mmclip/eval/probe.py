@@ -119,8 +119,9 @@ def summarise_runs(
     """Collect per-seed AUROC vectors (``fraction → [(n_train, aurocs[F])]``) into a result."""
     result = FewLabelResult(method, list(findings))
     for fraction, items in runs.items():
-        per_seed_mean = [float(np.nanmean(a)) if np.isfinite(a).any() else math.nan
-                         for _, a in items]
+        per_seed_mean = [
+            float(np.nanmean(a)) if np.isfinite(a).any() else math.nan for _, a in items
+        ]
         per_finding = {
             f: list(mean_std([float(a[j]) for _, a in items])) for j, f in enumerate(findings)
         }
@@ -189,6 +190,10 @@ def linear_probe(
                 if pred is not None:
                     aurocs[j] = roc_auc(yte[test_rows, j].astype(np.int64), pred)
             runs.setdefault(fraction, []).append((len(idx), aurocs))
-            logger.info("linear probe %g seed %d: mean AUROC %.3f", fraction, seed,
-                        float(np.nanmean(aurocs)) if np.isfinite(aurocs).any() else math.nan)
+            logger.info(
+                "linear probe %g seed %d: mean AUROC %.3f",
+                fraction,
+                seed,
+                float(np.nanmean(aurocs)) if np.isfinite(aurocs).any() else math.nan,
+            )
     return summarise_runs("linear-probe", findings, runs)

@@ -89,8 +89,11 @@ class SuiteResult:
 def _pick_mask_examples(records: Sequence[XrayRecord], n: int) -> list[int]:
     """Paired records, those with a lesion mask and a positive finding first."""
     paired = [i for i, r in enumerate(records) if r.image_path is not None and r.report]
-    with_lesion = [i for i in paired if records[i].meta.get("mask") and any(
-        v == 1 for v in records[i].labels.values())]
+    with_lesion = [
+        i
+        for i in paired
+        if records[i].meta.get("mask") and any(v == 1 for v in records[i].labels.values())
+    ]
     rest = [i for i in paired if i not in set(with_lesion)]
     return (with_lesion + rest)[:n]
 
@@ -168,8 +171,13 @@ def run_suite(
     test_embeds = encode_records(model, test, images=test_images)
     if options.zero_shot:
         zs = evaluate_zero_shot(
-            model, test, findings, uncertain=options.uncertain, image_embeds=test_embeds,
-            n_resamples=options.n_resamples, seed=options.seed,
+            model,
+            test,
+            findings,
+            uncertain=options.uncertain,
+            image_embeds=test_embeds,
+            n_resamples=options.n_resamples,
+            seed=options.seed,
         )
         results["zero_shot"] = zs.to_dict()
         sections["Zero-shot classification"] = (
@@ -183,8 +191,13 @@ def run_suite(
     if options.probe and train:
         train_embeds = encode_records(model, train, backend=options.backend)
         probe = linear_probe(
-            train_embeds.numpy(), train_y, test_embeds.numpy(), test_y, findings,
-            options.fractions, options.seeds,
+            train_embeds.numpy(),
+            train_y,
+            test_embeds.numpy(),
+            test_y,
+            findings,
+            options.fractions,
+            options.seeds,
         )
         results["linear_probe"] = probe.to_dict()
         sections["Linear probe"] = (
@@ -194,8 +207,15 @@ def run_suite(
     if options.finetune and train:
         train_images = load_images(model, train, backend=options.backend)
         ft = finetune(
-            model, train_images, train_y, test_images, test_y, findings,
-            options.fractions, options.seeds, options.finetune_config,
+            model,
+            train_images,
+            train_y,
+            test_images,
+            test_y,
+            findings,
+            options.fractions,
+            options.seeds,
+            options.finetune_config,
         )
         results["finetune"] = ft.to_dict()
         sections["Fine-tune"] = (
@@ -214,4 +234,3 @@ def run_suite(
     files["markdown"] = markdown_path
     logger.info("evaluation written to %s (%.0f s)", out_dir, results["seconds"])
     return SuiteResult(results, files, markdown_path.read_text(encoding="utf-8"))
-

@@ -20,6 +20,7 @@ from .config import (
     AttMIMConfig,
     ContrastiveConfig,
     EntMLMConfig,
+    LossWeights,
     MMCLIPConfig,
     TextConfig,
     VisionConfig,
@@ -111,20 +112,24 @@ def _tiny() -> MMCLIPConfig:
         # Trained from scratch on small data: mean pooling on both towers and a warmer
         # start temperature keep the contrastive term out of the collapsed saddle where
         # every [CLS] state of a freshly initialised tower is the same point (docs/models.md).
-        vision=VisionConfig(image_size=96, width=192, depth=4, heads=3, pool="mean"),
+        # 64 px / width 96 / depth 3 and one text layer: on the demo data this small model
+        # aligns sooner than a 96 px / width 192 / depth 4 one and reaches a higher zero-shot
+        # AUROC in half the CPU time (docs/models.md).
+        vision=VisionConfig(image_size=64, width=96, depth=3, heads=3, pool="mean"),
         text=TextConfig(
             pool="mean",
             vocab_size=4096,
             hidden_size=128,
-            num_layers=2,
+            num_layers=1,
             num_heads=2,
             intermediate_size=512,
             max_position_embeddings=128,
             max_length=64,
         ),
         contrastive=ContrastiveConfig(embed_dim=128, init_temperature=0.2),
-        # 96 px images have 36 patches: masking 75 % would leave the contrastive image
-        # embedding 9 patches, too few to align in a few hundred steps (docs/models.md).
+        # Small images have few patches (16 at 64 px): masking 75 % would leave the
+        # contrastive image embedding too few to align in a few hundred steps; the MAE term
+        # is weighted 0.5 so that it does not dominate the shared encoder (docs/models.md).
         attmim=AttMIMConfig(
             mask_ratio=0.5,
             decoder_width=128,
@@ -134,6 +139,7 @@ def _tiny() -> MMCLIPConfig:
             tau_anneal_steps=1000,
         ),
         entmlm=EntMLMConfig(decoder_depth=1, decoder_heads=2),
+        loss_weights=LossWeights(mim=0.5),
     )
 
 

@@ -96,10 +96,17 @@ class EvaluationResult:
         return {
             "n_reports": self.n_reports,
             "uncertain_positive": self.uncertain_positive,
-            "micro": {"precision": self.micro_precision, "recall": self.micro_recall,
-                      "f1": self.micro_f1},
-            "macro": {"precision": self.macro_precision, "recall": self.macro_recall,
-                      "f1": self.macro_f1, "findings": list(self.macro_findings)},
+            "micro": {
+                "precision": self.micro_precision,
+                "recall": self.micro_recall,
+                "f1": self.micro_f1,
+            },
+            "macro": {
+                "precision": self.macro_precision,
+                "recall": self.macro_recall,
+                "f1": self.macro_f1,
+                "findings": list(self.macro_findings),
+            },
             "findings": rows,
         }
 
@@ -227,21 +234,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=None, help="shared data directory")
-    parser.add_argument("--uncertain", choices=("positive", "negative"), default="negative",
-                        help="count uncertain labels as negative (default) or positive")
+    parser.add_argument(
+        "--uncertain",
+        choices=("positive", "negative"),
+        default="negative",
+        help="count uncertain labels as negative (default) or positive",
+    )
     parser.add_argument("--min-support", type=int, default=10)
     parser.add_argument("--json", type=Path, default=None, help="write the result as JSON")
     parser.add_argument("--markdown", type=Path, default=None, help="write the Markdown table")
     args = parser.parse_args(argv)
     try:
-        result = evaluate(args.data, uncertain_positive=args.uncertain == "positive",
-                          min_support=args.min_support)
+        result = evaluate(
+            args.data, uncertain_positive=args.uncertain == "positive", min_support=args.min_support
+        )
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     table = to_markdown(result)
-    print(f"Open-i (IU) gold standard: {result.n_reports} reports; uncertain counted as "
-          f"{args.uncertain}")
+    print(
+        f"Open-i (IU) gold standard: {result.n_reports} reports; uncertain counted as "
+        f"{args.uncertain}"
+    )
     print(table)
     if args.json:
         args.json.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")

@@ -41,7 +41,12 @@ _KIND_INFO: dict[str, tuple[int, bool, bool]] = {
 }
 _ASSERTED_TYPES = frozenset({"finding", "device"})
 _POLARITY_NAMES = (
-    "negation", "uncertainty", "relation uncertainty", "likely", "pseudo", "termination"
+    "negation",
+    "uncertainty",
+    "relation uncertainty",
+    "likely",
+    "pseudo",
+    "termination",
 )
 
 
@@ -157,9 +162,7 @@ class RadiologyNER:
                     continue
                 j0 = bisect.bisect_left(trigger_starts, s0)
                 j1 = bisect.bisect_left(trigger_starts, s1)
-                self._sentence(
-                    text, lowered, mentions[i0:i1], triggers[j0:j1], section.name, out
-                )
+                self._sentence(text, lowered, mentions[i0:i1], triggers[j0:j1], section.name, out)
         return out
 
     def _sentence(

@@ -28,8 +28,11 @@ __all__ = [
 
 #: Surface phrases per finding (CheXpert and ChestX-ray14 names); the first is the default.
 FINDING_PHRASES: dict[str, tuple[str, ...]] = {
-    "Enlarged Cardiomediastinum": ("enlarged cardiomediastinum", "widened mediastinum",
-                                   "mediastinal widening"),
+    "Enlarged Cardiomediastinum": (
+        "enlarged cardiomediastinum",
+        "widened mediastinum",
+        "mediastinal widening",
+    ),
     "Cardiomegaly": ("cardiomegaly", "enlarged heart", "cardiac enlargement"),
     "Lung Opacity": ("lung opacity", "airspace opacity", "pulmonary opacity"),
     "Lung Lesion": ("lung lesion", "pulmonary lesion", "pulmonary nodule or mass"),
@@ -51,10 +54,16 @@ FINDING_PHRASES: dict[str, tuple[str, ...]] = {
     "Pleural_Thickening": ("pleural thickening", "thickened pleura", "pleural thickening"),
     "Hernia": ("hiatal hernia", "hernia", "diaphragmatic hernia"),
     # COVID-19 collections (covidx, covid-collection)
-    "COVID-19": ("COVID-19 pneumonia", "viral pneumonia from COVID-19",
-                 "multifocal opacities typical of COVID-19"),
-    "ARDS": ("acute respiratory distress syndrome", "ARDS",
-             "diffuse bilateral airspace opacities of ARDS"),
+    "COVID-19": (
+        "COVID-19 pneumonia",
+        "viral pneumonia from COVID-19",
+        "multifocal opacities typical of COVID-19",
+    ),
+    "ARDS": (
+        "acute respiratory distress syndrome",
+        "ARDS",
+        "diffuse bilateral airspace opacities of ARDS",
+    ),
 }
 
 #: Templates for a present finding; ``{phrase}`` is a finding phrase (with laterality).
@@ -160,8 +169,9 @@ def build_prompt(
             for f in uncertain
         ]
     chosen_negatives = rng.sample(negative, min(include_negatives, len(negative)))
-    sentences += [_fill(rng.choice(NEGATIVE_TEMPLATES), _phrase(f, rng, None))
-                  for f in chosen_negatives]
+    sentences += [
+        _fill(rng.choice(NEGATIVE_TEMPLATES), _phrase(f, rng, None)) for f in chosen_negatives
+    ]
     return " ".join(sentences)
 
 

@@ -54,8 +54,11 @@ _HEADER_ALIASES: dict[str, str] = {
 
 _HEADER_RE = re.compile(
     r"(?im)^[ \t]*("
-    + "|".join(sorted((re.escape(k).replace(r"\ ", r"[ \t]+") for k in _HEADER_ALIASES), key=len,
-                      reverse=True))
+    + "|".join(
+        sorted(
+            (re.escape(k).replace(r"\ ", r"[ \t]+") for k in _HEADER_ALIASES), key=len, reverse=True
+        )
+    )
     + r")[ \t]*:"
 )
 

@@ -158,7 +158,9 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
         if len(cuda) != torch.cuda.device_count():
             logger.warning(
                 "checkpoint has %d CUDA RNG states, this machine %d devices: restoring the "
-                "first ones", len(cuda), torch.cuda.device_count()
+                "first ones",
+                len(cuda),
+                torch.cuda.device_count(),
             )
         for index, s in enumerate(cuda[: torch.cuda.device_count()]):
             torch.cuda.set_rng_state(s, index)

@@ -121,8 +121,9 @@ def tokenizer_corpus(sources: Iterable[Sequence[XrayRecord]]) -> list[str]:
         prompts = zero_shot_prompts(finding)
         texts.extend(prompts["positive"] + prompts["negative"])
         for phrase in FINDING_PHRASES[finding]:
-            texts.extend(t.format(phrase=phrase, Phrase=phrase.capitalize())
-                         for t in UNCERTAIN_TEMPLATES)
+            texts.extend(
+                t.format(phrase=phrase, Phrase=phrase.capitalize()) for t in UNCERTAIN_TEMPLATES
+            )
             texts.extend(f"{side} {phrase}" for side in ("right", "left", "bilateral"))
     texts.extend(NORMAL_PROMPTS)
     return texts

@@ -128,12 +128,21 @@ def init_distributed(device: str = "auto", timeout_s: float = 1800.0) -> DistInf
     timeout = datetime.timedelta(seconds=float(timeout_s))
     kwargs = {"device_id": dev} if dev.type == "cuda" else {}
     dist.init_process_group(
-        backend=backend, init_method="env://", rank=rank, world_size=world, timeout=timeout,
+        backend=backend,
+        init_method="env://",
+        rank=rank,
+        world_size=world,
+        timeout=timeout,
         **kwargs,
     )
     logger.info(
         "rank %d/%d (local %d) on %s, backend %s, timeout %ss",
-        rank, world, local_rank, dev, backend, timeout_s,
+        rank,
+        world,
+        local_rank,
+        dev,
+        backend,
+        timeout_s,
     )
     return DistInfo(rank, world, local_rank, dev, backend)
 

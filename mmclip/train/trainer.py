@@ -190,7 +190,9 @@ class Trainer:
             self.train_model = torch.compile(self.train_model)  # type: ignore[assignment]
         self.optimizer = build_optimizer(self.model, config, info.device)
         self.scheduler = build_scheduler(
-            self.optimizer, config.schedule.warmup_steps, config.steps,
+            self.optimizer,
+            config.schedule.warmup_steps,
+            config.steps,
             config.schedule.min_lr_ratio,
         )
         if loaded is not None:
@@ -418,8 +420,14 @@ class Trainer:
             logger.info(
                 "training %s for %d steps from step %d: %d samples per step "
                 "(%d ranks × %d accumulation × %d), %s",
-                config.model.name, config.steps, self.step, config.batch_size,
-                info.world_size, config.grad_accum, self.micro_batch, info.device,
+                config.model.name,
+                config.steps,
+                self.step,
+                config.batch_size,
+                info.world_size,
+                config.grad_accum,
+                self.micro_batch,
+                info.device,
             )
         batches = self._batches()
         try:

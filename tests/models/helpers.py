@@ -153,3 +153,24 @@ MIXED = [
     SampleKind.TEXT_ONLY,
     SampleKind.IMAGE_PROMPT,
 ]
+
+
+def tiny_model(tokenizer, **overrides):
+    """A seeded, very small mmclip-tiny (32 px, width 64) for fast CPU tests."""
+    from mmclip.models import create_model
+
+    torch.manual_seed(0)
+    settings = {
+        "vision__image_size": 32,
+        "vision__width": 64,
+        "vision__depth": 2,
+        "vision__heads": 2,
+        "text__vocab_size": 512,
+        "text__hidden_size": 64,
+        "text__intermediate_size": 128,
+        "contrastive__embed_dim": 32,
+        "attmim__decoder_width": 32,
+        "attmim__decoder_heads": 2,
+    }
+    settings.update(overrides)
+    return create_model("mmclip-tiny", tokenizer=tokenizer, **settings)

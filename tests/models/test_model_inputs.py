@@ -16,7 +16,7 @@ from mmclip.batch import SampleKind
 from mmclip.models import ContrastiveLoss, TextEncoder, create_model, minilm_path
 from mmclip.models.config import TextConfig
 
-from .helpers import make_batch, make_tokenizer
+from .helpers import make_batch, make_tokenizer, tiny_model
 
 SIZE = 32
 
@@ -28,22 +28,7 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def model(tokenizer):
-    torch.manual_seed(0)
-    return create_model(
-        "mmclip-tiny",
-        tokenizer=tokenizer,
-        vision__image_size=SIZE,
-        vision__width=64,
-        vision__depth=2,
-        vision__heads=2,
-        text__vocab_size=512,
-        text__hidden_size=64,
-        text__intermediate_size=128,
-        text__max_length=16,
-        contrastive__embed_dim=32,
-        attmim__decoder_width=32,
-        attmim__decoder_heads=2,
-    ).eval()
+    return tiny_model(tokenizer, text__max_length=16).eval()
 
 
 # ---------------------------------------------------------------------- bad input
@@ -94,8 +79,15 @@ def test_mean_pooled_text_embedding_does_not_depend_on_padding(model):
 
 
 def test_cls_pooling_returns_the_first_token_state():
-    config = TextConfig(vocab_size=64, hidden_size=32, num_layers=1, num_heads=2,
-                        intermediate_size=64, max_position_embeddings=16, pool="cls")
+    config = TextConfig(
+        vocab_size=64,
+        hidden_size=32,
+        num_layers=1,
+        num_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=16,
+        pool="cls",
+    )
     encoder = TextEncoder(config).eval()
     ids = torch.randint(5, 64, (3, 10))
     out = encoder(ids, torch.ones_like(ids))
@@ -106,13 +98,7 @@ def test_cls_pooling_returns_the_first_token_state():
 
 # ---------------------------------------------------------------------- guidance pass
 def test_the_guidance_pass_runs_without_grad_and_its_scores_carry_none(tokenizer):
-    torch.manual_seed(0)
-    model = create_model(
-        "mmclip-tiny", tokenizer=tokenizer, vision__image_size=SIZE, vision__width=64,
-        vision__depth=2, vision__heads=2, text__vocab_size=512, text__hidden_size=64,
-        text__intermediate_size=128, contrastive__embed_dim=32, attmim__decoder_width=32,
-        attmim__decoder_heads=2, attmim__guide_warmup_steps=0, attmim__tau_anneal_steps=1,
-    )
+    model = tiny_model(tokenizer, attmim__guide_warmup_steps=0, attmim__tau_anneal_steps=1)
     calls: list[tuple[bool, bool]] = []
 
     def record(module, args, kwargs, output):
@@ -136,8 +122,7 @@ def test_the_guidance_pass_runs_without_grad_and_its_scores_carry_none(tokenizer
 
 # ---------------------------------------------------------------------- 2 ranks
 def _rank_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=world)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     torch.manual_seed(0)
     n, dim, emb = 7, 6, 4
     features = torch.randn(n, dim)
@@ -161,8 +146,9 @@ def test_contrastive_loss_on_two_gloo_ranks_equals_one_process(tmp_path):
     with tempfile.NamedTemporaryFile(dir=tmp_path, delete=False) as f:
         init_file = f.name
     os.unlink(init_file)
-    mp.start_processes(_rank_worker, args=(2, init_file, str(tmp_path)), nprocs=2,
-                       start_method="spawn")
+    mp.start_processes(
+        _rank_worker, args=(2, init_file, str(tmp_path)), nprocs=2, start_method="spawn"
+    )
     got = torch.load(tmp_path / "dist.pt")
 
     torch.manual_seed(0)
@@ -193,8 +179,9 @@ def test_minilm_weights_load_through_the_text_encoder_and_match_transformers():
     encoder = TextEncoder.from_pretrained(MINILM, TextConfig(dropout=0.0)).eval()
     assert encoder.hidden_size == 384 and encoder.config.pretrained == str(MINILM)
     tok = load_tokenizer(MINILM)
-    enc = tok(["Small left pleural effusion.", "The lungs are clear."], padding=True,
-              return_tensors="pt")
+    enc = tok(
+        ["Small left pleural effusion.", "The lungs are clear."], padding=True, return_tensors="pt"
+    )
     reference = AutoModel.from_pretrained(str(MINILM), local_files_only=True).eval()
     with torch.no_grad():
         ours = encoder(enc["input_ids"], enc["attention_mask"]).tokens
@@ -206,7 +193,10 @@ def test_minilm_weights_load_through_the_text_encoder_and_match_transformers():
 def test_a_model_built_on_minilm_encodes_text_with_the_minilm_tokenizer():
     assert MINILM is not None
     model = create_model(
-        "mmclip-small", text__pretrained=str(MINILM), text__pool="mean", vision__image_size=32,
+        "mmclip-small",
+        text__pretrained=str(MINILM),
+        text__pool="mean",
+        vision__image_size=32,
         vision__depth=1,
     ).eval()
     assert model.config.text.hidden_size == 384 and model.tokenizer is not None

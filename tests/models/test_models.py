@@ -27,6 +27,7 @@ from mmclip.models.config import VisionConfig
 from mmclip.ops import use_reference
 
 from .helpers import MIXED, make_batch, make_tokenizer
+from .helpers import tiny_model as tiny
 
 SIZE = 32
 
@@ -34,24 +35,6 @@ SIZE = 32
 @pytest.fixture(scope="module")
 def tokenizer():
     return make_tokenizer()
-
-
-def tiny(tokenizer, **overrides):
-    torch.manual_seed(0)
-    settings = {
-        "vision__image_size": SIZE,
-        "vision__width": 64,
-        "vision__depth": 2,
-        "vision__heads": 2,
-        "text__vocab_size": 512,
-        "text__hidden_size": 64,
-        "text__intermediate_size": 128,
-        "contrastive__embed_dim": 32,
-        "attmim__decoder_width": 32,
-        "attmim__decoder_heads": 2,
-    }
-    settings.update(overrides)
-    return create_model("mmclip-tiny", tokenizer=tokenizer, **settings)
 
 
 def test_registry_lists_the_three_sizes_and_rejects_unknown_names():

@@ -56,7 +56,12 @@ def test_cuda_sources_exist():
 
 
 def test_kernel_sources_are_torch_free():
-    for path in [*CU_FILES, *CUDA_DIR.glob("*.cuh"), CUDA_DIR / "kernels.h", CUDA_DIR / "selection.h"]:
+    for path in [
+        *CU_FILES,
+        *CUDA_DIR.glob("*.cuh"),
+        CUDA_DIR / "kernels.h",
+        CUDA_DIR / "selection.h",
+    ]:
         text = path.read_text()
         for banned in ("<torch/", "<ATen/", "<c10/", '"ATen/', '"c10/', '"torch/'):
             assert banned not in text, f"{path.name} includes {banned}"
@@ -64,11 +69,22 @@ def test_kernel_sources_are_torch_free():
 
 def _compile_cu(nvcc: str, source: Path, out_dir: Path) -> tuple[Path, int, str]:
     cmd = [
-        nvcc, "-c", "-std=c++17", "--expt-relaxed-constexpr", "-arch=sm_90", "-O3",
+        nvcc,
+        "-c",
+        "-std=c++17",
+        "--expt-relaxed-constexpr",
+        "-arch=sm_90",
+        "-O3",
         # what torch's CUDAExtension adds: no implicit half / bfloat16 conversions
-        "-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
-        "-D__CUDA_NO_BFLOAT16_CONVERSIONS__", "-D__CUDA_NO_HALF2_OPERATORS__",
-        "-I", str(OPS_DIR), str(source), "-o", str(out_dir / (source.stem + ".o")),
+        "-D__CUDA_NO_HALF_OPERATORS__",
+        "-D__CUDA_NO_HALF_CONVERSIONS__",
+        "-D__CUDA_NO_BFLOAT16_CONVERSIONS__",
+        "-D__CUDA_NO_HALF2_OPERATORS__",
+        "-I",
+        str(OPS_DIR),
+        str(source),
+        "-o",
+        str(out_dir / (source.stem + ".o")),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     return source, proc.returncode, " ".join(cmd) + "\n" + proc.stdout + proc.stderr
@@ -285,7 +301,9 @@ def test_selection_keys_selfcheck(emulator):
 @pytest.mark.parametrize("tau", [0.0, 0.5, 1.0, float("inf")])
 @pytest.mark.parametrize("num_patches", [1, 7, 196, 300, 1030])
 def test_guided_mask_selection_matches_reference(emulator, tau, num_patches):
-    gen = torch.Generator().manual_seed(num_patches * 31 + int(tau * 7 if tau != float("inf") else 99))
+    gen = torch.Generator().manual_seed(
+        num_patches * 31 + int(tau * 7 if tau != float("inf") else 99)
+    )
     batch = 6
     # Few distinct scores: many exact ties (tau == 0 orders them by index); some zeros.
     scores = torch.randint(0, 5, (batch, num_patches), generator=gen).double() / 4
@@ -303,7 +321,9 @@ def test_guided_mask_selection_matches_reference(emulator, tau, num_patches):
     got = emulator("\n".join(lines) + "\n")
     assert len(got) == batch
     for b in range(batch):
-        _, _, mask = reference.attention_guided_mask(scores[b : b + 1], noise[b : b + 1], n_masks[b], tau)
+        _, _, mask = reference.attention_guided_mask(
+            scores[b : b + 1], noise[b : b + 1], n_masks[b], tau
+        )
         expected = "".join("1" if m else "0" for m in mask[0].tolist())
         assert got[b] == expected, f"row {b}, n_mask {n_masks[b]}, tau {tau}"
 
@@ -336,9 +356,20 @@ def test_entity_mask_selection_matches_reference(emulator, length):
     params = dict(entity_prob=0.6, target_ratio=0.3, min_ratio=0.1, max_ratio=0.5)
     mask_token_id = 4
     exp_ids, exp_labels = reference.entity_span_mask(
-        ids, attention, special, torch.tensor(offsets), spans_t, span_noise, token_noise,
-        action_noise, random_ids, params["entity_prob"], params["target_ratio"],
-        params["min_ratio"], params["max_ratio"], mask_token_id,
+        ids,
+        attention,
+        special,
+        torch.tensor(offsets),
+        spans_t,
+        span_noise,
+        token_noise,
+        action_noise,
+        random_ids,
+        params["entity_prob"],
+        params["target_ratio"],
+        params["min_ratio"],
+        params["max_ratio"],
+        mask_token_id,
     )
     lines = []
     for b in range(batch):
@@ -348,7 +379,9 @@ def test_entity_mask_selection_matches_reference(emulator, length):
             f"{float(params['target_ratio']).hex()} {float(params['min_ratio']).hex()} "
             f"{float(params['max_ratio']).hex()} {mask_token_id}"
         )
-        lines.append(" ".join(f"{int(a)} {int(s)}" for a, s in zip(attention[b], special[b], strict=True)))
+        lines.append(
+            " ".join(f"{int(a)} {int(s)}" for a, s in zip(attention[b], special[b], strict=True))
+        )
         lines.append(" ".join(str(int(v)) for v in ids[b]))
         lines.append(" ".join(str(int(v)) for v in random_ids[b]))
         lines.append(_hex(token_noise[b].tolist()))

@@ -51,8 +51,9 @@ def test_hand_made_offsets() -> None:
 
 def test_index_and_csr_layout() -> None:
     offsets = np.array([[(0, 0), (0, 4), (5, 9), (0, 0)], [(0, 0), (0, 3), (0, 0), (0, 0)]])
-    span_offsets, spans, index = align_batch(offsets, [[(5, 9), (0, 4)], [(0, 3), (10, 12)]],
-                                             return_index=True)
+    span_offsets, spans, index = align_batch(
+        offsets, [[(5, 9), (0, 4)], [(0, 3), (10, 12)]], return_index=True
+    )
     assert span_offsets.tolist() == [0, 2, 3]
     assert spans.tolist() == [[1, 2], [2, 3], [1, 2]]
     assert index.tolist() == [1, 0, 0]
@@ -88,7 +89,7 @@ def _check_with_tokenizer(tokenizer, texts: list[str], max_length: int) -> None:
     special = set(tokenizer.all_special_ids)
     assert span_offsets.shape == (len(texts) + 1,)
     for b in range(len(texts)):
-        sample = spans[span_offsets[b]:span_offsets[b + 1]]
+        sample = spans[span_offsets[b] : span_offsets[b + 1]]
         for start, end in sample:
             assert 0 <= start < end <= ids.shape[1]
             assert not special & set(ids[b, start:end].tolist())
@@ -99,7 +100,7 @@ def _check_with_tokenizer(tokenizer, texts: list[str], max_length: int) -> None:
 def test_minilm_alignment(minilm) -> None:
     texts = ["No evidence of pneumothorax or pleural effusion.", "Right lower lobe consolidation."]
     enc, span_offsets, spans = _check_with_tokenizer(minilm, texts, 64)
-    first = spans[span_offsets[0]:span_offsets[1]]
+    first = spans[span_offsets[0] : span_offsets[1]]
     tokens = [minilm.convert_ids_to_tokens(enc["input_ids"][0][s:e]) for s, e in first]
     assert "".join(tokens[0]).replace("##", "") == "pneumothorax"
     assert "".join(tokens[1]).replace("##", "") == "pleuraleffusion"
@@ -113,10 +114,11 @@ def test_trained_tokenizer_alignment(trained) -> None:
     texts = ["No pneumothorax or pleural effusion.", "Heart size is mildly enlarged.", ""]
     enc, span_offsets, spans = _check_with_tokenizer(trained, texts, 32)
     assert span_offsets.tolist()[-1] == len(spans)
-    second = spans[span_offsets[1]:span_offsets[2]]
+    second = spans[span_offsets[1] : span_offsets[2]]
     assert len(second) == 1
-    assert trained.decode(enc["input_ids"][1][second[0, 0]:second[0, 1]]) == (
-        "heart size is mildly enlarged")
+    assert trained.decode(enc["input_ids"][1][second[0, 0] : second[0, 1]]) == (
+        "heart size is mildly enlarged"
+    )
 
 
 @st.composite
@@ -134,9 +136,14 @@ def _batches(draw):
         offsets.append((0, 0))
         offsets += [(0, 0)] * draw(st.integers(0, 3))
         limit = pos + 5
-        spans = draw(st.lists(
-            st.tuples(st.integers(0, limit), st.integers(1, 6)).map(lambda t: (t[0], t[0] + t[1])),
-            max_size=6))
+        spans = draw(
+            st.lists(
+                st.tuples(st.integers(0, limit), st.integers(1, 6)).map(
+                    lambda t: (t[0], t[0] + t[1])
+                ),
+                max_size=6,
+            )
+        )
         batch.append((offsets, spans))
     return batch
 
@@ -149,8 +156,8 @@ def test_property_spans_inside_sorted_disjoint(batch) -> None:
     assert span_offsets[0] == 0 and span_offsets[-1] == len(spans)
     assert (np.diff(span_offsets) >= 0).all()
     for b, (offs, chars) in enumerate(batch):
-        sample = spans[span_offsets[b]:span_offsets[b + 1]]
-        idx = index[span_offsets[b]:span_offsets[b + 1]]
+        sample = spans[span_offsets[b] : span_offsets[b + 1]]
+        idx = index[span_offsets[b] : span_offsets[b + 1]]
         for (start, end), i in zip(sample, idx, strict=True):
             assert 0 <= start < end <= len(offs)
             assert all(offs[t][1] > offs[t][0] for t in range(start, end))  # no special token
@@ -159,8 +166,11 @@ def test_property_spans_inside_sorted_disjoint(batch) -> None:
         assert (sample[1:, 0] >= sample[:-1, 1]).all()
         assert (sample[1:, 0] >= sample[:-1, 0]).all()
         # Every character span that touches a real token is represented (unless overlapped).
-        touched = [k for k, (c0, c1) in enumerate(chars)
-                   if any(o[1] > o[0] and o[0] < c1 and o[1] > c0 for o in offs)]
+        touched = [
+            k
+            for k, (c0, c1) in enumerate(chars)
+            if any(o[1] > o[0] and o[0] < c1 and o[1] > c0 for o in offs)
+        ]
         assert len(sample) <= len(touched)
         if touched and len(sample) == 0:
             pytest.fail("a touched span was dropped")

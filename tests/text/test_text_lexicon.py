@@ -38,14 +38,21 @@ def test_normalize_term() -> None:
 
 
 def test_extra_file_adds_terms_and_concepts(tmp_path: Path) -> None:
-    extra = _write(tmp_path, {
-        "concepts": [
-            {"name": "Pneumothorax", "type": "finding", "terms": ["air leak"]},
-            {"name": "Bronchiolitis", "type": "finding", "terms": ["bronchiolitis"],
-             "labels": {"chexpert": ["Lung Opacity"]}},
-        ],
-        "triggers": {"pre_negation": ["nope"]},
-    })
+    extra = _write(
+        tmp_path,
+        {
+            "concepts": [
+                {"name": "Pneumothorax", "type": "finding", "terms": ["air leak"]},
+                {
+                    "name": "Bronchiolitis",
+                    "type": "finding",
+                    "terms": ["bronchiolitis"],
+                    "labels": {"chexpert": ["Lung Opacity"]},
+                },
+            ],
+            "triggers": {"pre_negation": ["nope"]},
+        },
+    )
     lexicon = Lexicon.load(extra=extra)
     assert "air leak" in lexicon.concept("Pneumothorax").terms
     assert "pneumothorax" in lexicon.concept("Pneumothorax").terms
@@ -92,11 +99,15 @@ def test_bad_files(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown trigger kind 'maybe'"):
         Lexicon.from_file(_write(tmp_path, {"triggers": {"maybe": ["x"]}}))
     with pytest.raises(ValueError, match="duplicate concept names"):
-        Lexicon.from_dict({"concepts": [{"name": "A", "terms": ["a"]},
-                                        {"name": "A", "terms": ["b"]}]})
+        Lexicon.from_dict(
+            {"concepts": [{"name": "A", "terms": ["a"]}, {"name": "A", "terms": ["b"]}]}
+        )
     with pytest.raises(ValueError, match="has type 'device' but the base lexicon says 'finding'"):
-        Lexicon.load(extra=_write(tmp_path, {"concepts": [
-            {"name": "Edema", "type": "device", "terms": ["x"]}]}))
+        Lexicon.load(
+            extra=_write(
+                tmp_path, {"concepts": [{"name": "Edema", "type": "device", "terms": ["x"]}]}
+            )
+        )
 
 
 def test_conflicting_trigger_polarity_is_rejected(tmp_path: Path) -> None:

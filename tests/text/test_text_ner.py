@@ -90,8 +90,11 @@ def test_laterality_types_and_attachment() -> None:
 
 
 def test_devices() -> None:
-    mentions = [m for m in extract_entities("Left PICC line tip in the SVC. ET tube removed.")
-                if m.type == "device"]
+    mentions = [
+        m
+        for m in extract_entities("Left PICC line tip in the SVC. ET tube removed.")
+        if m.type == "device"
+    ]
     assert [(m.concept, m.assertion) for m in mentions] == [
         ("Central venous catheter", "present"),
         ("Endotracheal tube", "absent"),
@@ -106,13 +109,18 @@ def test_sections_and_indication() -> None:
     assert by_concept == {"Pneumonia": "indication", "Cardiomegaly": "impression"}
     mapping = {"indication": "pneumonia", "findings": "No effusion.", "id": "7"}
     assert {(m.concept, m.section) for m in extract_entities(mapping)} == {
-        ("Pneumonia", "indication"), ("Pleural effusion", "findings")}
+        ("Pneumonia", "indication"),
+        ("Pleural effusion", "findings"),
+    }
 
 
 def test_case_and_xxxx_marks() -> None:
     found = _findings("PLEURAL EFFUSION. XXXX XXXX opacity. No XXXX pneumothorax.")
-    assert found == {"Pleural effusion": "present", "Lung opacity": "present",
-                     "Pneumothorax": "absent"}
+    assert found == {
+        "Pleural effusion": "present",
+        "Lung opacity": "present",
+        "Pneumothorax": "absent",
+    }
 
 
 def test_empty_and_non_ascii_text() -> None:
@@ -121,9 +129,11 @@ def test_empty_and_non_ascii_text() -> None:
     text = "Épanchement İİ ß — kein Befund. Small pleural effusion ✓ without pneumothorax."
     mentions = extract_entities(text)
     for m in mentions:
-        assert text[m.start:m.end] == m.text
+        assert text[m.start : m.end] == m.text
     assert {m.concept: m.assertion for m in mentions if m.type == "finding"} == {
-        "Pleural effusion": "present", "Pneumothorax": "absent"}
+        "Pleural effusion": "present",
+        "Pneumothorax": "absent",
+    }
 
 
 @pytest.mark.parametrize("bad", [None, 3, b"No effusion", ["No effusion"]])
@@ -137,11 +147,38 @@ def test_non_string_section_raises_type_error() -> None:
         extract_entities({"findings": 3})
 
 
-_WORDS = st.sampled_from([
-    "no", "pleural", "effusion", "right", "left", "lower", "lobe", "XXXX", "pneumothorax",
-    "but", "possible", "cardiomegaly", ".", ",", "\n", "FINDINGS:", "IMPRESSION:", "é", "İ",
-    "heart", "is", "enlarged", "not", "seen", "-", "opacity", "chest tube", "  ",
-])
+_WORDS = st.sampled_from(
+    [
+        "no",
+        "pleural",
+        "effusion",
+        "right",
+        "left",
+        "lower",
+        "lobe",
+        "XXXX",
+        "pneumothorax",
+        "but",
+        "possible",
+        "cardiomegaly",
+        ".",
+        ",",
+        "\n",
+        "FINDINGS:",
+        "IMPRESSION:",
+        "é",
+        "İ",
+        "heart",
+        "is",
+        "enlarged",
+        "not",
+        "seen",
+        "-",
+        "opacity",
+        "chest tube",
+        "  ",
+    ]
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -152,7 +189,7 @@ def test_mentions_lie_inside_text_sorted_and_disjoint(text: str) -> None:
     for m in mentions:
         assert isinstance(m, EntityMention)
         assert 0 <= m.start < m.end <= len(text)
-        assert text[m.start:m.end] == m.text
+        assert text[m.start : m.end] == m.text
         assert m.start >= last_end
         last_end = m.end
         assert m.assertion in ("present", "absent", "uncertain")

@@ -29,8 +29,21 @@ def test_labeler_beats_targets_on_openi(data_dir: Path) -> None:
 
 def test_cli_writes_json_and_markdown(data_dir: Path, tmp_path: Path, capsys) -> None:
     out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
-    assert main(["--data", str(data_dir), "--uncertain", "negative",
-                 "--json", str(out_json), "--markdown", str(out_md)]) == 0
+    assert (
+        main(
+            [
+                "--data",
+                str(data_dir),
+                "--uncertain",
+                "negative",
+                "--json",
+                str(out_json),
+                "--markdown",
+                str(out_md),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "| Atelectasis |" in printed and "micro" in printed
     data = json.loads(out_json.read_text())

@@ -67,8 +67,9 @@ def test_report_prompt_uses_labeler() -> None:
 
 def test_train_save_load_roundtrip(tmp_path: Path) -> None:
     corpus = ["No pneumothorax or pleural effusion.", "Mild cardiomegaly. XXXX opacity."] * 30
-    tokenizer = train_wordpiece_tokenizer(corpus, vocab_size=120, min_frequency=1,
-                                          save_dir=tmp_path / "tok")
+    tokenizer = train_wordpiece_tokenizer(
+        corpus, vocab_size=120, min_frequency=1, save_dir=tmp_path / "tok"
+    )
     assert tokenizer.is_fast
     assert [tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS] == [0, 1, 2, 3, 4]
     ids = tokenizer("Pleural effusion")["input_ids"]

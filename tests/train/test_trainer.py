@@ -60,8 +60,13 @@ def make_config(data_dir: Path, out: Path, *extra: str, paired_only: bool = Fals
         sources[0]["ratio"] = 1.0
     else:
         sources.append(
-            {"name": "prompts", "source": "synthetic", "root": str(data_dir), "ratio": 0.5,
-             "drop_reports": True}
+            {
+                "name": "prompts",
+                "source": "synthetic",
+                "root": str(data_dir),
+                "ratio": 0.5,
+                "drop_reports": True,
+            }
         )
     overrides = [*TINY, f"model.tokenizer={data_dir / 'tokenizer'}", f"out_dir={out}", *extra]
     return load_config(None, overrides, base={"data": {"sources": sources}})
@@ -155,8 +160,11 @@ def _free_port() -> int:
 
 def _ddp_worker(rank: int, world: int, port: int, data_dir: str, out: str, result: str) -> None:
     os.environ.update(
-        RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
     )
     torch.set_num_threads(1)
     from mmclip.train import cleanup_distributed
