@@ -125,12 +125,10 @@ def test_mixed_batch_gives_finite_terms_and_gradients_reach_the_encoders(tokeniz
         value = getattr(out, term)
         assert value is not None and torch.isfinite(value), term
     out.loss.backward()
-    for name in ("visual.patch_embed.weight", "image_proj.weight", "text_proj.weight"):
-        param = dict(model.named_parameters()).get(name)
-        if param is not None:
-            assert param.grad is not None and param.grad.abs().sum() > 0, name
-    no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
-    assert len(no_grad) < len(list(model.parameters())) // 4, no_grad
+    # a mixed batch exercises every term, so every parameter must receive a gradient
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    zero = [n for n, p in model.named_parameters() if p.grad is not None and not p.grad.any()]
+    assert missing == [] and zero == [], (missing, zero)
 
 
 def test_text_only_batch_skips_the_image_terms(tokenizer):
