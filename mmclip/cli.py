@@ -390,6 +390,10 @@ def cmd_encode(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
     if not (args.images or args.texts or args.root):
         raise CLIError("give --images, --texts or --source/--root")
+    if args.images and args.root:
+        raise CLIError("give --images or --source/--root, not both (both fill image_embeds)")
+    if Path(args.out).suffix not in (".npy", ".npz"):
+        raise CLIError(f"--out must end in .npy or .npz; got {Path(args.out).name!r}")
     model = _load_model(args.model, args.device)
     arrays: dict[str, Any] = {}
     if args.images:
@@ -643,7 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--set model.overrides.attmim.tau_final=inf\n"
         "  torchrun --standalone --nproc-per-node 8 -m mmclip pretrain "
         "--config configs/mimic-base.yaml\n"
-        "  torchrun --nnodes 2 --node-rank 0 --nproc-per-node 8 --rdzv-backend c10d \\\n"
+        "  torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d \\\n"
         "      --rdzv-endpoint node0:29500 --rdzv-id run1 -m mmclip pretrain "
         "--config configs/mimic-base.yaml",
     )

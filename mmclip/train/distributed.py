@@ -10,9 +10,10 @@ Single node, 8 GPUs::
 
     torchrun --standalone --nproc-per-node 8 -m mmclip pretrain --config configs/mimic-base.yaml
 
-Two nodes (run on each; ``--node-rank`` 0 and 1, the address of node 0 as endpoint)::
+Two nodes (the same command on each, the address of node 0 as endpoint; the c10d
+rendezvous assigns the node ranks)::
 
-    torchrun --nnodes 2 --node-rank 0 --nproc-per-node 8 \\
+    torchrun --nnodes 2 --nproc-per-node 8 \\
         --rdzv-backend c10d --rdzv-endpoint node0.example.org:29500 --rdzv-id mmclip-run1 \\
         -m mmclip pretrain --config configs/mimic-base.yaml
 """

@@ -633,3 +633,14 @@ def test_error_after_loading_a_model_is_one_line(run_dir: Path, tmp_path: Path) 
         "cpu",
     )
     assert_one_line_error(proc.returncode, proc.stderr, str(missing))
+
+
+def test_encode_refuses_images_and_a_dataset_together(capsys, tmp_path, run_dir, dataset) -> None:
+    image = sorted((dataset / "images").iterdir())[0]
+    args = ["encode", "--model", str(run_dir), "--images", str(image), "--root", str(dataset)]
+    code, _, err = run_cli(capsys, *args, "--out", str(tmp_path / "e.npz"))
+    assert_one_line_error(code, err, "--images", "--root", "not both")
+    code, _, err = run_cli(capsys, "encode", "--model", str(run_dir), "--texts", "a", "--out",
+                           str(tmp_path / "e.txt"))  # fmt: skip
+    assert_one_line_error(code, err, ".npy or .npz")
+    assert not (tmp_path / "e.npz").exists()
