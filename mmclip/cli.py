@@ -359,9 +359,33 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
             n_resamples=args.bootstrap,
             backend=args.backend,
         )
+        import numpy as np
+
+        from mmclip.eval.plots import plot_roc_curves
+
         out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
         write_json({"zero_shot": result}, out / "results.json")
-        print(zero_shot_table(result))
+        table = zero_shot_table(result)
+        top1 = result.multiclass_accuracy
+        text = (
+            "# mmclip zero-shot (multi-class)\n\nOne class per image: softmax over the "
+            "classes' positive prompt ensembles; one-vs-rest AUROC per class"
+            + (f"; top-1 accuracy {top1:.3f}" if top1 is not None else "")
+            + ".\n\n"
+            + table
+            + "\n"
+        )
+        (out / "results.md").write_text(text, encoding="utf-8")
+        labelled = np.nan_to_num(result.labels, nan=0.0)
+        single = labelled.sum(axis=1) == 1  # the records the multi-class metrics use
+        curves = {
+            f: (labelled[single, j], result.scores[single, j]) for j, f in enumerate(findings)
+        }
+        plot_roc_curves(curves, out / "roc_zeroshot.png", title="Zero-shot ROC (one vs rest)")
+        if args.masks:
+            logger.warning("--masks is drawn in multilabel mode only; ignored")
+        print(table)
         return 0
     return _run_eval(args, "mmclip zero-shot", zero_shot=True, masks=args.masks)
 

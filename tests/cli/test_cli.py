@@ -644,3 +644,17 @@ def test_encode_refuses_images_and_a_dataset_together(capsys, tmp_path, run_dir,
                            str(tmp_path / "e.txt"))  # fmt: skip
     assert_one_line_error(code, err, ".npy or .npz")
     assert not (tmp_path / "e.npz").exists()
+
+
+def test_zeroshot_multiclass_writes_json_markdown_and_roc(capsys, tmp_path, run_dir, dataset):
+    out = tmp_path / "zs-mc"
+    args = ["zeroshot", "--model", str(run_dir), "--root", str(dataset), "--split", "all",
+            "--mode", "multiclass", "--bootstrap", "10", "--backend", "pil", "--out", str(out),
+            "--device", "cpu"]  # fmt: skip
+    code, _, err = run_cli(capsys, *args)
+    assert code == 0, err
+    zs = json.loads((out / "results.json").read_text())["zero_shot"]
+    assert zs["mode"] == "multiclass" and 0.0 <= zs["multiclass_accuracy"] <= 1.0
+    markdown = (out / "results.md").read_text()
+    assert "multi-class" in markdown and "top-1 accuracy" in markdown
+    assert (out / "roc_zeroshot.png").stat().st_size > 0
