@@ -127,12 +127,18 @@ class XrayRecord:
         return SampleKind.IMAGE_ONLY
 
     def to_json(self, root: Path | None = None) -> dict[str, Any]:
-        """A JSON-able dict (the manifest format); paths relative to ``root`` when given."""
+        """A JSON-able dict (the manifest format); paths relative to ``root`` when given
+        (absolute when they lie outside it)."""
 
         def rel(p: Path | None) -> str | None:
             if p is None:
                 return None
-            return p.relative_to(root).as_posix() if root is not None else str(p)
+            if root is None:
+                return str(p)
+            try:
+                return p.resolve().relative_to(root.resolve()).as_posix()
+            except ValueError:  # outside root: kept absolute
+                return str(p.resolve())
 
         out: dict[str, Any] = {
             "image": rel(self.image_path),

@@ -58,7 +58,7 @@ def load_rsna_pneumonia(
     for pid, target in targets.items():
         dcm = root / "stage_2_train_images" / f"{pid}.dcm"
         png = dicom_to_png(dcm, cache)
-        meta: dict[str, object] = {"boxes": boxes.get(pid, []), "dicom": str(dcm)}
+        meta: dict[str, object] = {"boxes": boxes.get(pid, []), "dicom": dcm}
         if pid in classes:
             meta["class"] = classes[pid]
         records.append(

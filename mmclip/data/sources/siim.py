@@ -59,7 +59,7 @@ def load_siim_pneumothorax(
                 view=None,
                 split=patient_split(patient, val_fraction, test_fraction, salt="siim"),
                 source="siim-acr",
-                meta={"rle": masks, "dicom": str(dcm)},
+                meta={"rle": masks, "dicom": dcm},
             )
         )
     return records
