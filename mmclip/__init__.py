@@ -21,6 +21,7 @@ _MODEL_EXPORTS = (
     "CheckpointMismatchError",
     "ContrastiveLoss",
     "EntMLM",
+    "LocalAlignmentLoss",
     "MMCLIPConfig",
     "MMCLIPModel",
     "TextEncoder",

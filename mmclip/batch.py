@@ -42,6 +42,11 @@ class MMCLIPBatch:
         special_tokens_mask (Tensor[Bt, L] int64 | None): 1 = [CLS]/[SEP]/….
         span_offsets (Tensor[Bt + 1] int64 | None), spans (Tensor[S, 2] int64 | None):
             entity token spans of each text row in CSR form (start, end exclusive).
+        focus_offsets (Tensor[Bt + 1] int64 | None), focus_spans (Tensor[F, 2] int64 | None):
+            token spans (CSR) of the mentions that say where to look — present / uncertain
+            findings and their laterality / anatomy words; negated mentions are left out.
+            They weight AttMIM's guidance and the local alignment term. None: every entity
+            span counts (no assertion information).
         text_index (Tensor[Bt] int64): sample index of each text row (ascending).
         prompt_label (Tensor[B] int64): id of the sample's disease kind (equal ids are not
             each other's contrastive negatives); -1 when unknown.
@@ -58,6 +63,8 @@ class MMCLIPBatch:
     special_tokens_mask: Tensor | None = None
     span_offsets: Tensor | None = None
     spans: Tensor | None = None
+    focus_offsets: Tensor | None = None
+    focus_spans: Tensor | None = None
     text_index: Tensor | None = None
     prompt_label: Tensor | None = None
     prompt_input_ids: Tensor | None = None

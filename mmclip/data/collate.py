@@ -59,7 +59,11 @@ class TokenizedText:
     Attributes:
         input_ids, attention_mask, special_tokens_mask (Tensor[Bt, L] int64).
         span_offsets (Tensor[Bt + 1] int64), spans (Tensor[S, 2] int64): entity token spans
-            (start, end exclusive) in CSR form.
+            (start, end exclusive) in CSR form (EntMLM masks them whole).
+        focus_offsets (Tensor[Bt + 1] int64 | None), focus_spans (Tensor[F, 2] int64 | None):
+            token spans of the mentions that say where to look (present / uncertain findings
+            and their laterality / anatomy words, :func:`mmclip.text.focus_spans`), in CSR
+            form; they steer AttMIM's guidance and the local alignment term.
     """
 
     input_ids: Tensor
@@ -67,6 +71,8 @@ class TokenizedText:
     special_tokens_mask: Tensor
     span_offsets: Tensor
     spans: Tensor
+    focus_offsets: Tensor | None = None
+    focus_spans: Tensor | None = None
 
 
 class TextEncoder(Protocol):
@@ -121,33 +127,45 @@ class RadiologyTextEncoder:
         self.entity_types = frozenset(entity_types)
 
     @functools.lru_cache(maxsize=65536)  # noqa: B019 - one encoder per run, texts repeat
-    def _char_spans(self, text: str) -> tuple[tuple[int, int], ...]:
-        from mmclip.text import extract_entities
+    def _char_spans(
+        self, text: str
+    ) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
+        """(entity spans, focus spans) of ``text`` in characters."""
+        from mmclip.text import extract_entities, focus_mentions
 
-        return tuple(
-            (m.start, m.end) for m in extract_entities(text) if m.type in self.entity_types
-        )
+        mentions = extract_entities(text)
+        entities = tuple((m.start, m.end) for m in mentions if m.type in self.entity_types)
+        focus = tuple((m.start, m.end) for m in focus_mentions(text, mentions))
+        return entities, focus
 
     def __call__(self, texts: Sequence[str]) -> TokenizedText:
-        from mmclip.text import encode_with_spans
+        from mmclip.text import align_batch
 
         char_spans = [self._char_spans(t) for t in texts]
-        encoding, span_offsets, spans = encode_with_spans(
-            self.tokenizer,
+        encoding = self.tokenizer(
             list(texts),
-            char_spans,
             padding=True,
             truncation=True,
             max_length=self.max_length,
             return_special_tokens_mask=True,
+            return_offsets_mapping=True,
             return_tensors="np",
         )
+        offsets = encoding.pop("offset_mapping")
+        span_offsets, spans = align_batch(offsets, [c[0] for c in char_spans])
+        focus_offsets, focus_spans = align_batch(offsets, [c[1] for c in char_spans])
+
+        def as_long(array: Any) -> Tensor:
+            return torch.as_tensor(array, dtype=torch.int64)
+
         return TokenizedText(
-            input_ids=torch.as_tensor(encoding["input_ids"], dtype=torch.int64),
-            attention_mask=torch.as_tensor(encoding["attention_mask"], dtype=torch.int64),
-            special_tokens_mask=torch.as_tensor(encoding["special_tokens_mask"], dtype=torch.int64),
-            span_offsets=torch.as_tensor(span_offsets, dtype=torch.int64),
-            spans=torch.as_tensor(spans, dtype=torch.int64).reshape(-1, 2),
+            input_ids=as_long(encoding["input_ids"]),
+            attention_mask=as_long(encoding["attention_mask"]),
+            special_tokens_mask=as_long(encoding["special_tokens_mask"]),
+            span_offsets=as_long(span_offsets),
+            spans=as_long(spans).reshape(-1, 2),
+            focus_offsets=as_long(focus_offsets),
+            focus_spans=as_long(focus_spans).reshape(-1, 2),
         )
 
 
@@ -248,6 +266,8 @@ def build_batch(
         batch.special_tokens_mask = tok.special_tokens_mask
         batch.span_offsets = tok.span_offsets
         batch.spans = tok.spans
+        batch.focus_offsets = tok.focus_offsets
+        batch.focus_spans = tok.focus_spans
     if prompts:
         assert text_encoder is not None
         ptok = text_encoder(prompts)

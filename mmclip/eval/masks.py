@@ -1,17 +1,19 @@
 """Which patches the text chose: AttMIM guidance and masks on evaluation images.
 
-:func:`guided_masks` runs the model's guidance (text → patch attention, entity tokens
+:func:`guided_masks` runs the model's guidance (text → patch attention, focus tokens
 up-weighted) on image–report pairs and draws the attention-guided mask at the model's final
-masking temperature; :func:`lesion_overlap` measures, on synthetic data with lesion masks, how
-many lesion patches the guided mask covers compared with uniform random masking at the same
-ratio.
+masking temperature; :func:`lesion_overlap` measures, on synthetic data with lesion masks,
+whether the text finds the lesions: attention concentration (share of the attention on lesion patches ÷ their area
+share), pointing game (the most-attended patch is a lesion patch) and lesion-hit (share of the
+lesion patches the guided mask covers, against a uniform mask of the same ratio), overall and
+per finding type, with bootstrap intervals.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,6 +23,7 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 __all__ = [
+    "MEASURES",
     "GuidedMasks",
     "LesionOverlap",
     "guided_masks",
@@ -69,7 +72,7 @@ def guided_masks(
         seed: seeds the Gumbel noise of both masks.
     """
     from mmclip.data import RadiologyTextEncoder
-    from mmclip.models import entity_token_weights
+    from mmclip.models import guidance_token_weights
     from mmclip.ops import attention_guided_mask
 
     if images.shape[0] != len(texts):
@@ -80,19 +83,20 @@ def guided_masks(
     encoder = RadiologyTextEncoder(model.tokenizer, cfg.text.max_length)
     tok = encoder(list(texts))
     ids, attn = tok.input_ids.to(device), tok.attention_mask.to(device)
-    weight = entity_token_weights(
+
+    def on_device(t: Tensor | None) -> Tensor | None:
+        return None if t is None else t.to(device)
+
+    weight = guidance_token_weights(
+        cfg.attmim,
         attn,
+        tok.special_tokens_mask.to(device),
         tok.span_offsets.to(device),
         tok.spans.to(device),
-        cfg.attmim.entity_weight,
-        tok.special_tokens_mask.to(device),
+        on_device(tok.focus_offsets),
+        on_device(tok.focus_spans),
     )
-    states = model.text(ids, attn).tokens
-    images = images.to(device)
-    scale = cfg.attmim.guide_scale
-    if scale is None:
-        scale = float(model.contrastive.scale())
-    scores = model.attmim.guidance_scores(images, states, weight, scale=scale).float()
+    scores = model.guidance_scores(images.to(device), ids, attn, weight)
     tau = float(cfg.attmim.tau_final if tau is None else tau)
     ratio = cfg.attmim.mask_ratio
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -121,16 +125,26 @@ def lesion_patches(masks: NDArray[np.bool_], grid: int, min_fraction: float = 0.
     return (share >= min_fraction).flatten(1)
 
 
+MEASURES: tuple[str, ...] = ("guided", "random", "concentration", "pointing_game")
+"""The lesion measures that get bootstrap intervals."""
+
+
 @dataclass
 class LesionOverlap:
-    """How much of the lesions the masks cover (images with at least one lesion patch).
+    """Where the guidance and the masks fall, on images with at least one lesion patch.
 
     Attributes:
-        guided, random: mean over images of (masked lesion patches / lesion patches).
+        guided, random: mean over images of (masked lesion patches / lesion patches) for the
+            attention-guided mask and a uniform mask of the same ratio ("lesion-hit").
         guidance_on_lesions: mean share of the guidance score that falls on lesion patches.
         lesion_area: mean share of patches that are lesion (the value of a uniform guidance).
         n_images: images with lesions.
         mask_ratio: the masked fraction.
+        concentration: ``guidance_on_lesions / lesion_area`` (1 = no information).
+        pointing_game: share of images whose most-attended patch is a lesion patch.
+        intervals: 95 % bootstrap interval (over images) of each of :data:`MEASURES`.
+        per_finding: the same measures for the images of each group (e.g. the images whose
+            only finding is ``effusion``), without ``per_finding``.
     """
 
     guided: float
@@ -139,30 +153,105 @@ class LesionOverlap:
     lesion_area: float
     n_images: int
     mask_ratio: float
+    concentration: float = math.nan
+    pointing_game: float = math.nan
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    per_finding: dict[str, LesionOverlap] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict."""
-        return dict(self.__dict__)
+        out: dict[str, Any] = {
+            k: v for k, v in self.__dict__.items() if k not in ("intervals", "per_finding")
+        }
+        out["intervals"] = {k: list(v) for k, v in self.intervals.items()}
+        out["per_finding"] = {k: v.to_dict() for k, v in self.per_finding.items()}
+        return out
 
 
-def lesion_overlap(masks: GuidedMasks, lesions: Tensor) -> LesionOverlap:
-    """Compare guided and random masks with lesion patches (Tensor[B, P] bool)."""
-    if lesions.shape != masks.guided.shape:
-        raise ValueError(f"lesions {tuple(lesions.shape)} vs masks {tuple(masks.guided.shape)}")
+def _measure_images(masks: GuidedMasks, lesions: Tensor) -> dict[str, NDArray[np.float64]]:
+    """Per-image quantities of the images with lesions (arrays [N])."""
     has = lesions.any(dim=1)
-    if not bool(has.any()):
-        return LesionOverlap(math.nan, math.nan, math.nan, math.nan, 0, math.nan)
     les = lesions[has].float()
     count = les.sum(dim=1)
+    scores = masks.scores[has].float()
+    top = scores.argmax(dim=1)
 
-    def cover(mask: Tensor) -> float:
-        return float(((mask[has].float() * les).sum(dim=1) / count).mean())
+    def cover(mask: Tensor) -> Tensor:
+        return (mask[has].float() * les).sum(dim=1) / count
 
-    return LesionOverlap(
-        guided=cover(masks.guided),
-        random=cover(masks.random),
-        guidance_on_lesions=float((masks.scores[has] * les).sum(dim=1).mean()),
-        lesion_area=float(les.mean()),
-        n_images=int(has.sum()),
-        mask_ratio=float(masks.guided.float().mean()),
+    return {
+        "guided": cover(masks.guided).double().numpy(),
+        "random": cover(masks.random).double().numpy(),
+        "on_lesions": (scores * les).sum(dim=1).double().numpy(),
+        "area": les.mean(dim=1).double().numpy(),
+        "point": les.gather(1, top[:, None])[:, 0].double().numpy(),
+        "ratio": masks.guided[has].float().mean(dim=1).double().numpy(),
+    }
+
+
+def _statistics(
+    parts: dict[str, NDArray[np.float64]], index: NDArray[np.int64]
+) -> NDArray[np.float64]:
+    """[guided, random, concentration, pointing_game] of the images ``index`` ([R, N] or [N])."""
+    mean = {k: v[index].mean(axis=-1) for k, v in parts.items()}
+    return np.stack(
+        [mean["guided"], mean["random"], mean["on_lesions"] / mean["area"], mean["point"]], axis=-1
     )
+
+
+def _overlap(parts: dict[str, NDArray[np.float64]], n_resamples: int, seed: int) -> LesionOverlap:
+    n = parts["guided"].shape[0]
+    if n == 0:
+        return LesionOverlap(math.nan, math.nan, math.nan, math.nan, 0, math.nan)
+    point = _statistics(parts, np.arange(n))
+    intervals: dict[str, tuple[float, float]] = {}
+    if n_resamples > 0 and n > 1:
+        rng = np.random.default_rng(seed)
+        boot = _statistics(parts, rng.integers(0, n, size=(n_resamples, n)))
+        lo, hi = np.nanpercentile(boot, [2.5, 97.5], axis=0)
+        intervals = {m: (float(lo[i]), float(hi[i])) for i, m in enumerate(MEASURES)}
+    return LesionOverlap(
+        guided=float(point[0]),
+        random=float(point[1]),
+        guidance_on_lesions=float(parts["on_lesions"].mean()),
+        lesion_area=float(parts["area"].mean()),
+        n_images=n,
+        mask_ratio=float(parts["ratio"].mean()),
+        concentration=float(point[2]),
+        pointing_game=float(point[3]),
+        intervals=intervals,
+    )
+
+
+def lesion_overlap(
+    masks: GuidedMasks,
+    lesions: Tensor,
+    groups: Sequence[str | None] | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> LesionOverlap:
+    """Lesion measures of the guidance and the masks (see :class:`LesionOverlap`).
+
+    Args:
+        masks: from :func:`guided_masks`.
+        lesions (Tensor[B, P] bool): lesion patches (:func:`lesion_patches`).
+        groups: a group name per image (e.g. its only finding; None = in no group) for
+            ``per_finding``.
+        n_resamples: bootstrap resamples of the intervals (0 = none).
+        seed: seeds the bootstrap.
+    """
+    if lesions.shape != masks.guided.shape:
+        raise ValueError(f"lesions {tuple(lesions.shape)} vs masks {tuple(masks.guided.shape)}")
+    if groups is not None and len(groups) != lesions.shape[0]:
+        raise ValueError(f"{len(groups)} groups for {lesions.shape[0]} images")
+    parts = _measure_images(masks, lesions)
+    overall = _overlap(parts, n_resamples, seed)
+    if groups is not None:
+        has = lesions.any(dim=1).numpy()
+        kept = [g for g, h in zip(groups, has, strict=True) if h]
+        for name in sorted({g for g in kept if g is not None}):
+            select = np.array([g == name for g in kept])
+            overall.per_finding[name] = _overlap(
+                {k: v[select] for k, v in parts.items()}, n_resamples, seed
+            )
+    return overall

@@ -83,20 +83,38 @@ def retrieval_table(result: RetrievalResult) -> str:
     return "\n".join(lines) + f"\n\n{result.n} pairs; chance R@1 = {_f(1 / max(1, result.n))}."
 
 
+def _with_interval(overlap: LesionOverlap, name: str, digits: int = 3) -> str:
+    value = getattr(overlap, name)
+    lo, hi = overlap.intervals.get(name, (math.nan, math.nan))
+    if math.isnan(lo):
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
 def lesion_table(overlap: LesionOverlap) -> str:
-    """Guided vs random masking: share of lesion patches masked."""
-    return "\n".join(
-        [
-            "| masking | lesion patches masked |",
-            "|---|---:|",
-            f"| attention-guided (text) | {_f(overlap.guided)} |",
-            f"| uniform random | {_f(overlap.random)} |",
-            "",
-            f"{overlap.n_images} images with lesions; {100 * overlap.mask_ratio:.0f}% of patches "
-            f"masked. Share of the text→patch attention on lesion patches: "
-            f"{_f(overlap.guidance_on_lesions)} (lesion area: {_f(overlap.lesion_area)}).",
-        ]
-    )
+    """Attention concentration, pointing game and lesion-hit of guided vs uniform masks."""
+    rows = [
+        "| images | n | attention concentration | pointing game | lesion-hit, guided mask "
+        "| lesion-hit, uniform mask |",
+        "|---|---:|---|---|---|---|",
+    ]
+    groups = [("all with lesions", overlap), *overlap.per_finding.items()]
+    for name, part in groups:
+        rows.append(
+            f"| {name} | {part.n_images} | {_with_interval(part, 'concentration', 2)}× "
+            f"| {_with_interval(part, 'pointing_game', 2)} | {_with_interval(part, 'guided')} "
+            f"| {_with_interval(part, 'random')} |"
+        )
+    rows += [
+        "",
+        f"{100 * overlap.mask_ratio:.0f}% of patches masked; 95% bootstrap intervals over "
+        "images. Concentration = share of the text→patch attention on lesion patches "
+        f"({_f(overlap.guidance_on_lesions)}) ÷ their area share ({_f(overlap.lesion_area)}); "
+        "1× is no information. Pointing game = the most-attended patch is a lesion patch. "
+        "Lesion-hit = share of the lesion patches masked. Rows below the first: images whose "
+        "only finding is the one named (`several`: more than one finding).",
+    ]
+    return "\n".join(rows)
 
 
 def _json_safe(value: Any) -> Any:

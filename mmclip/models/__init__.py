@@ -12,6 +12,7 @@ from .config import (
     AttMIMConfig,
     ContrastiveConfig,
     EntMLMConfig,
+    LocalConfig,
     LossWeights,
     MMCLIPConfig,
     TextConfig,
@@ -20,7 +21,14 @@ from .config import (
 from .contrastive import ContrastiveLoss, all_gather_with_grad, contrastive_targets
 from .entmlm import EntMLM, MLMOutput
 from .fusion import TransformerBlock
-from .mmclip import CheckpointMismatchError, MMCLIPModel, MMCLIPOutput, entity_token_weights
+from .local import LocalAlignmentLoss, local_similarity
+from .mmclip import (
+    CheckpointMismatchError,
+    MMCLIPModel,
+    MMCLIPOutput,
+    entity_token_weights,
+    guidance_token_weights,
+)
 from .preprocess import preprocess_image
 from .registry import apply_overrides, create_model, get_model_config, list_models, register_model
 from .text import TextEncoder, TextOutput, build_wordpiece_tokenizer, load_tokenizer, minilm_path
@@ -34,6 +42,8 @@ __all__ = [
     "ContrastiveLoss",
     "EntMLM",
     "EntMLMConfig",
+    "LocalAlignmentLoss",
+    "LocalConfig",
     "LossWeights",
     "MIMDecoder",
     "MIMOutput",
@@ -55,8 +65,10 @@ __all__ = [
     "create_model",
     "entity_token_weights",
     "get_model_config",
+    "guidance_token_weights",
     "list_models",
     "load_tokenizer",
+    "local_similarity",
     "minilm_path",
     "patchify",
     "preprocess_image",

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from ..ops import attention_guided_mask, cross_modal_attention_score
 from ..ops.gather_scatter import MaskedScatter
+from .borrow import attach_module
 from .config import AttMIMConfig
 from .fusion import TransformerBlock, init_weights, sincos_pos_embed_2d
 from .vit import VisionTransformer, patchify
@@ -156,13 +157,16 @@ class AttMIM(nn.Module):
         out = mim(images)                             # image-only: uniform mask, no cross-attn
 
     Args:
-        encoder: the image encoder (registered as ``self.encoder``).
+        encoder: the image encoder (``self.encoder``).
         config: knobs (:class:`~mmclip.models.AttMIMConfig`); keyword ``overrides`` replace
             single fields, e.g. ``AttMIM(vit, text_dim=128, mask_ratio=0.6)``.
         text_dim: width H of the text states; None = image-only (no cross-attention).
         image_proj, text_proj: the contrastive heads ``Pv`` (D → E) and ``Pt`` (H → E)
-            used by the guidance (registered here). Both None: the guidance compares raw
-            states (needs ``H == D``).
+            used by the guidance. Both None: the guidance compares raw states (needs
+            ``H == D``).
+        borrow_towers: the encoder and the projections belong to (are registered by) the
+            caller, e.g. :class:`~mmclip.models.MMCLIPModel`; False (standalone use)
+            registers them here.
     """
 
     def __init__(
@@ -173,6 +177,7 @@ class AttMIM(nn.Module):
         text_dim: int | None = None,
         image_proj: nn.Module | None = None,
         text_proj: nn.Module | None = None,
+        borrow_towers: bool = False,
         **overrides: object,
     ) -> None:
         super().__init__()
@@ -182,9 +187,22 @@ class AttMIM(nn.Module):
         if (image_proj is None) != (text_proj is None):
             raise ValueError("pass both image_proj and text_proj, or neither")
         self.config = config
-        self.encoder = encoder
-        self.image_proj = image_proj if image_proj is not None else nn.Identity()
-        self.text_proj = text_proj if text_proj is not None else nn.Identity()
+        self.encoder: VisionTransformer
+        self.image_proj: nn.Module
+        self.text_proj: nn.Module
+        attach_module(self, "encoder", encoder, borrowed=borrow_towers)
+        attach_module(
+            self,
+            "image_proj",
+            image_proj if image_proj is not None else nn.Identity(),
+            borrowed=borrow_towers and image_proj is not None,
+        )
+        attach_module(
+            self,
+            "text_proj",
+            text_proj if text_proj is not None else nn.Identity(),
+            borrowed=borrow_towers and text_proj is not None,
+        )
         self.text_dim = text_dim
         context = text_dim if (text_dim is not None and config.decoder_cross_attention) else None
         self.decoder = MIMDecoder(

@@ -23,6 +23,7 @@ __all__ = [
     "AttMIMConfig",
     "ContrastiveConfig",
     "EntMLMConfig",
+    "LocalConfig",
     "LossWeights",
     "MMCLIPConfig",
     "TextConfig",
@@ -131,10 +132,18 @@ class AttMIMConfig:
         tau_final: final Gumbel-top-k temperature (0 = exactly the top patches).
         guide_warmup_steps: steps of uniform masking before the guidance starts.
         tau_anneal_steps: steps over which ``1 / tau`` ramps up to ``1 / tau_final``.
-        entity_weight: guidance weight of medical-entity tokens (other valid tokens: 1).
-        guide_depth: blocks of the guidance pass (None = all).
+        entity_weight: guidance weight of the tokens that say where to look.
+        assertion_aware: those tokens are the *focus* tokens — present / uncertain findings
+            and devices and the laterality / anatomy words of their sentence; negated
+            mentions ("no effusion") and all other tokens get ``context_weight`` (0: a
+            normal report gives uniform masking). False: every entity token, whatever its
+            assertion, gets ``entity_weight`` and the other tokens 1 (the ablation).
+        context_weight: guidance weight of the non-focus tokens when ``assertion_aware``.
+        guide_depth: blocks of the guidance pass (None = all); ignored while the local
+            term is on (the guidance then reads the local term's all-patch states).
         guide_scale: logit scale of the patch–token similarities in the guidance;
-            None = the contrastive loss's current logit scale (``1 / 0.07`` standalone).
+            None = the local term's attention scale when it is on, else the contrastive
+            loss's current logit scale (``1 / 0.07`` standalone).
         decoder_width, decoder_depth, decoder_heads: the light image decoder.
         decoder_cross_attention: decoder blocks attend to the text states.
         detach_text: stop gradients from the decoder into the text states.
@@ -146,6 +155,8 @@ class AttMIMConfig:
     guide_warmup_steps: int = 1000
     tau_anneal_steps: int = 10000
     entity_weight: float = 2.0
+    assertion_aware: bool = True
+    context_weight: float = 0.0
     guide_depth: int | None = None
     guide_scale: float | None = None
     decoder_width: int = 512
@@ -181,10 +192,38 @@ class EntMLMConfig:
 
 
 @dataclass
+class LocalConfig:
+    """Local token–patch alignment (:class:`~mmclip.models.LocalAlignmentLoss`).
+
+    Attributes:
+        kind: ``"attention"`` (GLoRIA-style attention-weighted region, the default) or
+            ``"max"`` (FILIP-style token-wise max similarity); see ``docs/models.md``.
+        init_temperature: initial temperature of the text–image local similarity logits.
+        init_attention_temperature: initial temperature of the token → patch softmax (the
+            guidance's too).
+        learn_temperature: both temperatures are learnable.
+        max_logit_scale: upper clamp of both inverse temperatures.
+        chunk_elements: memory bound of one chunk of the computation.
+    """
+
+    kind: str = "attention"
+    init_temperature: float = 0.1
+    init_attention_temperature: float = 0.1
+    learn_temperature: bool = True
+    max_logit_scale: float = 100.0
+    chunk_elements: int = 1 << 24
+
+
+@dataclass
 class LossWeights:
-    """Weights of the loss terms; a weight of 0 skips the term's computation."""
+    """Weights of the loss terms; a weight of 0 skips the term's computation.
+
+    ``local`` is the token–patch alignment that AttMIM's guidance reads (0 = off: the
+    guidance then reads the contrastive heads of a globally aligned model).
+    """
 
     clip: float = 1.0
+    local: float = 1.0
     mim: float = 1.0
     mlm: float = 1.0
     tp: float = 0.5
@@ -196,7 +235,7 @@ class MMCLIPConfig:
 
     Attributes:
         name: the registered name it came from (informative).
-        vision, text, contrastive, attmim, entmlm, loss_weights: the parts.
+        vision, text, contrastive, local, attmim, entmlm, loss_weights: the parts.
         use_unpaired: learn from image-prompt, image-only and text-only samples; when
             False those samples of a batch are ignored (paired data only).
     """
@@ -205,6 +244,7 @@ class MMCLIPConfig:
     vision: VisionConfig = field(default_factory=VisionConfig)
     text: TextConfig = field(default_factory=TextConfig)
     contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
+    local: LocalConfig = field(default_factory=LocalConfig)
     attmim: AttMIMConfig = field(default_factory=AttMIMConfig)
     entmlm: EntMLMConfig = field(default_factory=EntMLMConfig)
     loss_weights: LossWeights = field(default_factory=LossWeights)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops import entity_span_mask
+from .borrow import attach_module
 from .config import EntMLMConfig
 from .fusion import TransformerBlock, init_weights
 from .text import TextEncoder
@@ -76,11 +77,13 @@ class EntMLM(nn.Module):
                   image_states=v)      # or image_states=None for text-only data
 
     Args:
-        encoder: the text encoder (registered as ``self.encoder``).
+        encoder: the text encoder (``self.encoder``).
         config: knobs (:class:`~mmclip.models.EntMLMConfig`); keyword ``overrides``
             replace single fields, e.g. ``EntMLM(enc, entity_prob=0.0)``.
         image_dim: width of the image tokens for cross-attention; None = text only.
         mask_token_id: id of [MASK]; default ``encoder.config.mask_token_id``.
+        borrow_encoder: the encoder belongs to (is registered by) the caller, e.g.
+            :class:`~mmclip.models.MMCLIPModel`; False (standalone use) registers it here.
     """
 
     def __init__(
@@ -90,12 +93,14 @@ class EntMLM(nn.Module):
         *,
         image_dim: int | None = None,
         mask_token_id: int | None = None,
+        borrow_encoder: bool = False,
         **overrides: object,
     ) -> None:
         super().__init__()
         config = dataclasses.replace(config or EntMLMConfig(), **overrides)  # type: ignore[arg-type]
         self.config = config
-        self.encoder = encoder
+        self.encoder: TextEncoder
+        attach_module(self, "encoder", encoder, borrowed=borrow_encoder)
         hidden = encoder.hidden_size
         self.mask_token_id = int(
             encoder.config.mask_token_id if mask_token_id is None else mask_token_id

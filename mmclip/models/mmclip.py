@@ -35,20 +35,30 @@ from torch import Tensor, nn
 
 from ..batch import MMCLIPBatch, SampleKind
 from .attmim import AttMIM, MIMOutput
-from .config import MMCLIPConfig
+from .config import AttMIMConfig, MMCLIPConfig
 from .contrastive import ContrastiveLoss
 from .entmlm import EntMLM, MLMOutput
+from .local import LocalAlignmentLoss
 from .preprocess import ImageLike, preprocess_image
 from .text import TextEncoder, load_tokenizer
 from .vit import VisionTransformer
 
-__all__ = ["CheckpointMismatchError", "MMCLIPModel", "MMCLIPOutput", "entity_token_weights"]
+__all__ = [
+    "CheckpointMismatchError",
+    "MMCLIPModel",
+    "MMCLIPOutput",
+    "entity_token_weights",
+    "guidance_token_weights",
+]
 
 logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the model owns its towers (keys ``visual.*``, ``text.*``, ``image_proj.*``,
+``text_proj.*``) and has the local term (``local.*``); 1: towers inside the heads
+(``attmim.encoder.*``, ``entmlm.encoder.*``)."""
 
 
 class CheckpointMismatchError(ValueError):
@@ -61,16 +71,18 @@ class MMCLIPOutput:
 
     Attributes:
         loss: weighted sum of the present terms (a graph-attached 0 when none).
-        clip, mim, mlm, tp: scalar terms, ``None`` when absent or switched off.
+        clip, local, mim, mlm, tp: scalar terms, ``None`` when absent or switched off.
         logit_scale: the clamped contrastive logit scale (detached).
         tau: masking temperature of the step.
         mlm_accuracy: accuracy on the masked tokens (detached) or None.
         mim_mask (Tensor[Np, P] bool | None): masks of the paired images.
+        guidance (Tensor[Np, P] float32 | None): the guidance scores of the paired images.
         image_embeds, text_embeds (Tensor[Np, E] | None): normalised paired embeddings.
     """
 
     loss: Tensor
     clip: Tensor | None = None
+    local: Tensor | None = None
     mim: Tensor | None = None
     mlm: Tensor | None = None
     tp: Tensor | None = None
@@ -78,8 +90,25 @@ class MMCLIPOutput:
     tau: float = math.inf
     mlm_accuracy: Tensor | None = None
     mim_mask: Tensor | None = None
+    guidance: Tensor | None = None
     image_embeds: Tensor | None = None
     text_embeds: Tensor | None = None
+
+
+def _inside_spans(
+    shape: tuple[int, int], span_offsets: Tensor, spans: Tensor, device: torch.device
+) -> Tensor:
+    """Tokens inside any CSR span: Tensor[B, L] bool."""
+    batch, length = shape
+    if not spans.shape[0]:
+        return torch.zeros(batch, length, dtype=torch.bool, device=device)
+    counts = span_offsets[1:] - span_offsets[:-1]
+    rows = torch.repeat_interleave(torch.arange(batch, device=device), counts)
+    delta = torch.zeros(batch, length + 1, device=device)
+    starts, ends = spans[:, 0].clamp(0, length), spans[:, 1].clamp(0, length)
+    delta.index_put_((rows, starts), torch.ones_like(starts, dtype=delta.dtype), accumulate=True)
+    delta.index_put_((rows, ends), -torch.ones_like(ends, dtype=delta.dtype), accumulate=True)
+    return delta.cumsum(dim=1)[:, :length] > 0
 
 
 def entity_token_weights(
@@ -88,35 +117,63 @@ def entity_token_weights(
     spans: Tensor | None,
     entity_weight: float = 2.0,
     special_tokens_mask: Tensor | None = None,
+    other_weight: float = 1.0,
 ) -> Tensor:
-    """Guidance weight of every token: 0 padding/special, 1 token, ``entity_weight`` entity.
+    """Guidance weight of every token: 0 padding/special, ``other_weight`` token, ``entity_weight``
+    inside a span.
 
     Args:
         attention_mask (Tensor[B, L]): 1 = real token.
         span_offsets (Tensor[B + 1] int64 | None), spans (Tensor[S, 2] int64 | None): CSR
-            entity spans.
-        entity_weight: weight of tokens inside an entity span.
+            token spans (entities, or the focus spans of :func:`guidance_token_weights`).
+        entity_weight: weight of tokens inside a span.
         special_tokens_mask (Tensor[B, L] | None): 1 = [CLS]/[SEP] (weight 0).
+        other_weight: weight of the other real tokens.
 
     Returns:
         Tensor[B, L] float32.
     """
-    weight = attention_mask.float().clone()
+    valid = attention_mask > 0
     if special_tokens_mask is not None:
-        weight = weight * (special_tokens_mask == 0).float()
-    if spans is not None and span_offsets is not None and spans.shape[0]:
-        batch, length = weight.shape
-        counts = span_offsets[1:] - span_offsets[:-1]
-        rows = torch.repeat_interleave(torch.arange(batch, device=weight.device), counts)
-        delta = torch.zeros(batch, length + 1, device=weight.device)
-        starts, ends = spans[:, 0].clamp(0, length), spans[:, 1].clamp(0, length)
-        delta.index_put_(
-            (rows, starts), torch.ones_like(starts, dtype=delta.dtype), accumulate=True
-        )
-        delta.index_put_((rows, ends), -torch.ones_like(ends, dtype=delta.dtype), accumulate=True)
-        inside = delta.cumsum(dim=1)[:, :length] > 0
-        weight = torch.where(inside & (weight > 0), torch.full_like(weight, entity_weight), weight)
+        valid = valid & (special_tokens_mask == 0)
+    weight = valid.float() * float(other_weight)
+    if spans is not None and span_offsets is not None:
+        inside = _inside_spans(tuple(weight.shape), span_offsets, spans, weight.device)  # type: ignore[arg-type]
+        weight = torch.where(inside & valid, torch.full_like(weight, entity_weight), weight)
     return weight
+
+
+def guidance_token_weights(
+    config: AttMIMConfig,
+    attention_mask: Tensor,
+    special_tokens_mask: Tensor | None,
+    span_offsets: Tensor | None,
+    spans: Tensor | None,
+    focus_offsets: Tensor | None,
+    focus_spans: Tensor | None,
+) -> Tensor:
+    """The token weights AttMIM's guidance and the local term read (DESIGN §1.1 step 3).
+
+    With ``config.assertion_aware`` and focus spans: focus tokens (present / uncertain
+    findings and their laterality / anatomy words) get ``entity_weight``, every other token
+    ``context_weight`` (negated mentions included). Otherwise (the ablation, or a batch
+    without focus spans): entity tokens ``entity_weight``, other tokens 1.
+
+    Returns:
+        Tensor[B, L] float32.
+    """
+    if config.assertion_aware and focus_offsets is not None and focus_spans is not None:
+        return entity_token_weights(
+            attention_mask,
+            focus_offsets,
+            focus_spans,
+            config.entity_weight,
+            special_tokens_mask,
+            other_weight=config.context_weight,
+        )
+    return entity_token_weights(
+        attention_mask, span_offsets, spans, config.entity_weight, special_tokens_mask
+    )
 
 
 def _select_spans(
@@ -152,8 +209,10 @@ class MMCLIPModel(nn.Module):
             from) used by :meth:`encode_text`; it fixes ``text.mask_token_id`` /
             ``pad_token_id`` and must fit in ``text.vocab_size``.
 
-    Parts: ``visual`` (ViT), ``text`` (BERT), ``image_proj`` (Pv), ``text_proj`` (Pt),
-    ``attmim``, ``entmlm``, ``contrastive`` (image–text loss), ``tp_loss`` (text–prompt).
+    Towers (state-dict keys ``visual.*``, ``text.*``, ``image_proj.*``, ``text_proj.*``, as
+    open_clip's CLIP): ``visual`` (ViT), ``text`` (BERT), ``image_proj`` (Pv), ``text_proj``
+    (Pt). Objectives, heads that use the towers: ``contrastive`` (image–text loss),
+    ``local`` (token–patch alignment), ``attmim``, ``entmlm``, ``tp_loss`` (text–prompt).
     The step of the τ schedule is set with :meth:`set_step` (or ``forward(step=…)``).
     """
 
@@ -182,50 +241,38 @@ class MMCLIPModel(nn.Module):
             text.config = config.text
         self.config = config
         self.tokenizer = tokenizer
+        c = config.contrastive
         visual = VisionTransformer.from_config(config.vision)
-        embed = config.contrastive.embed_dim
-        image_proj = nn.Linear(visual.width, embed, bias=False)
-        text_proj = nn.Linear(text.hidden_size, embed, bias=False)
-        nn.init.normal_(image_proj.weight, std=visual.width**-0.5)
-        nn.init.normal_(text_proj.weight, std=text.hidden_size**-0.5)
+        # The towers (open_clip's layout); the objectives below borrow them.
+        self.visual = visual
+        self.text = text
+        self.image_proj = nn.Linear(visual.width, c.embed_dim, bias=False)
+        self.text_proj = nn.Linear(text.hidden_size, c.embed_dim, bias=False)
+        nn.init.normal_(self.image_proj.weight, std=visual.width**-0.5)
+        nn.init.normal_(self.text_proj.weight, std=text.hidden_size**-0.5)
+        # The objectives (heads).
+        self.contrastive = ContrastiveLoss(
+            c.init_temperature, c.max_logit_scale, c.learn_temperature, c.label_aware
+        )
+        self.local = LocalAlignmentLoss(config.local, label_aware=c.label_aware)
         self.attmim = AttMIM(
             visual,
             config.attmim,
             text_dim=text.hidden_size,
-            image_proj=image_proj,
-            text_proj=text_proj,
+            image_proj=self.image_proj,
+            text_proj=self.text_proj,
+            borrow_towers=True,
         )
         self.entmlm = EntMLM(
-            text, config.entmlm, image_dim=visual.width, mask_token_id=config.text.mask_token_id
-        )
-        c = config.contrastive
-        self.contrastive = ContrastiveLoss(
-            c.init_temperature, c.max_logit_scale, c.learn_temperature, c.label_aware
+            text,
+            config.entmlm,
+            image_dim=visual.width,
+            mask_token_id=config.text.mask_token_id,
+            borrow_encoder=True,
         )
         self.tp_loss = ContrastiveLoss(
             c.init_temperature, c.max_logit_scale, c.learn_temperature, c.label_aware
         )
-
-    # ------------------------------------------------------------------ parts
-    @property
-    def visual(self) -> VisionTransformer:
-        """The image encoder."""
-        return self.attmim.encoder
-
-    @property
-    def text(self) -> TextEncoder:
-        """The text encoder."""
-        return self.entmlm.encoder
-
-    @property
-    def image_proj(self) -> nn.Module:
-        """Pv: image states → joint space."""
-        return self.attmim.image_proj
-
-    @property
-    def text_proj(self) -> nn.Module:
-        """Pt: text states → joint space."""
-        return self.attmim.text_proj
 
     def set_step(self, step: int) -> None:
         """Set the optimiser step driving the τ schedule (call once per step)."""
@@ -296,7 +343,7 @@ class MMCLIPModel(nn.Module):
         """
         self._check_batch(batch)
         cfg = self.config
-        lw = cfg.loss_weights
+        weights = cfg.loss_weights
         kind = batch.kind
         device = kind.device
         n = kind.shape[0]
@@ -318,72 +365,80 @@ class MMCLIPModel(nn.Module):
         out = MMCLIPOutput(loss=torch.zeros((), device=device), tau=step_tau)
         out.logit_scale = self.contrastive.scale().detach()
 
-        # -------- paired path: text pass, guidance/unmasked image pass, AttMIM, CLIP
+        # -------- paired path: text pass, all-patch image pass, local term, AttMIM, CLIP
         n_pair = int(paired.numel())
-        pi, pt = img_row[paired], txt_row[paired]
-        want_clip = lw.clip != 0 and (n_pair > 0 or _distributed())
-        want_mim = lw.mim != 0
-        want_mlm = lw.mlm != 0
+        pair_img, pair_txt = img_row[paired], txt_row[paired]
+        pair_labels = labels[paired] if labels is not None else None
+        want_clip = weights.clip != 0 and (n_pair > 0 or _distributed())
+        want_local = weights.local != 0
+        want_mim = weights.mim != 0
+        want_mlm = weights.mlm != 0
         text_states = text_pooled = None
-        v_states = None
+        patch_states = None
         mim_paired: MIMOutput | None = None
         if n_pair:
             assert batch.images is not None and batch.input_ids is not None
             assert batch.attention_mask is not None
-            images = batch.images[pi]
-            ids, attn = batch.input_ids[pt], batch.attention_mask[pt]
-            if want_clip or want_mim:
-                t_out = self.text(ids, attn)
-                text_states, text_pooled = t_out.tokens, t_out.pooled
-            need_v = (want_mim and not math.isinf(step_tau)) or (
-                want_mlm and self.entmlm.blocks and self.entmlm.blocks[0].cross is not None
+            images = batch.images[pair_img]
+            ids, attn = batch.input_ids[pair_txt], batch.attention_mask[pair_txt]
+            if want_clip or want_mim or want_local:
+                text_out = self.text(ids, attn)
+                text_states, text_pooled = text_out.tokens, text_out.pooled
+            guide_weight = None
+            if want_mim or want_local:
+                guide_weight = self.guidance_weights(batch, pair_txt)
+            guided = want_mim and not math.isinf(step_tau)
+            mlm_cross = (
+                want_mlm and bool(self.entmlm.blocks) and (self.entmlm.blocks[0].cross is not None)
             )
-            if need_v:
+            if want_local:
+                # All patches with grad: the local term must see the lesions that the guided
+                # mask hides from the masked pass. The guidance and EntMLM reuse these states.
+                assert text_states is not None and guide_weight is not None
+                patch_states = self.visual(images).tokens
+                terms["local"] = self.local(
+                    self.text_proj(text_states),
+                    guide_weight,
+                    self.image_proj(patch_states),
+                    pair_labels,
+                )
+            elif guided or mlm_cross:
                 with torch.set_grad_enabled(
                     torch.is_grad_enabled() and not cfg.entmlm.detach_image
                 ):
-                    v_states = self.visual(images, depth=cfg.attmim.guide_depth).tokens
+                    patch_states = self.visual(images, depth=cfg.attmim.guide_depth).tokens
             if want_mim:
                 assert text_states is not None
-                special = (
-                    batch.special_tokens_mask[pt] if batch.special_tokens_mask is not None else None
-                )
-                offsets, spans = _select_spans(batch.span_offsets, batch.spans, pt)
-                weight = entity_token_weights(
-                    attn, offsets, spans, cfg.attmim.entity_weight, special
-                )
-                scale = cfg.attmim.guide_scale
-                if scale is None:
-                    scale = float(self.contrastive.scale().detach())
                 mim_paired = self.attmim(
                     images,
                     text_states,
-                    weight,
+                    guide_weight,
                     text_mask=attn.bool(),
-                    guide_states=v_states,
+                    guide_states=patch_states,
                     tau=step_tau,
-                    guide_scale=scale,
+                    guide_scale=self.guide_scale(),
                     generator=generator,
                 )
                 out.mim_mask = mim_paired.mask
+                out.guidance = mim_paired.scores
         if want_clip:
             if n_pair:
-                assert text_pooled is not None
+                assert text_pooled is not None and batch.images is not None
                 pooled = (
                     mim_paired.pooled
                     if mim_paired is not None
-                    else self.visual(batch.images[pi]).pooled
-                )  # type: ignore[index]
+                    else self.visual(batch.images[pair_img]).pooled
+                )
                 z_img = self.image_proj(pooled)
                 z_txt = self.text_proj(text_pooled)
-                pair_labels = labels[paired] if labels is not None else None
+                clip_labels = pair_labels
             else:  # this rank has no pair but others may: join the all-gather
                 z_img = self.image_proj(self.visual.cls_token.new_zeros(0, self.visual.width))
                 z_txt = self.text_proj(self.visual.cls_token.new_zeros(0, self.text.hidden_size))
-                pair_labels = (
+                clip_labels = (
                     torch.zeros(0, dtype=torch.int64, device=device) if labels is not None else None
                 )
-            terms["clip"] = self.contrastive(z_img, z_txt, pair_labels)
+            terms["clip"] = self.contrastive(z_img, z_txt, clip_labels)
             out.image_embeds = F.normalize(z_img.detach().float(), dim=-1)
             out.text_embeds = F.normalize(z_txt.detach().float(), dim=-1)
 
@@ -407,7 +462,7 @@ class MMCLIPModel(nn.Module):
         if want_mlm:
             mlm_parts: list[MLMOutput] = []
             if n_pair:
-                mlm_parts.append(self._mlm(batch, pt, v_states, generator))
+                mlm_parts.append(self._mlm(batch, pair_txt, patch_states, generator))
             if text_only.numel():
                 mlm_parts.append(self._mlm(batch, txt_row[text_only], None, generator))
             if mlm_parts:
@@ -419,7 +474,7 @@ class MMCLIPModel(nn.Module):
                     terms["mlm"] = sum(p.loss for p in mlm_parts)
 
         # -------- text–prompt contrastive term for text-only reports
-        if lw.tp != 0 and text_only.numel() and batch.prompt_input_ids is not None:
+        if weights.tp != 0 and text_only.numel() and batch.prompt_input_ids is not None:
             tp = self._text_prompt(batch, text_only, txt_row)
             if tp is not None:
                 terms["tp"] = tp
@@ -427,9 +482,59 @@ class MMCLIPModel(nn.Module):
         total_loss = self.contrastive.logit_scale.sum() * 0.0
         for name, value in terms.items():
             setattr(out, name, value)
-            total_loss = total_loss + getattr(lw, name) * value
+            total_loss = total_loss + getattr(weights, name) * value
         out.loss = total_loss
         return out
+
+    def guide_scale(self) -> float:
+        """Logit scale of the guidance's token → patch softmax.
+
+        ``attmim.guide_scale`` when set; else the local term's attention scale when the local
+        term is on (the guidance reads what it trains), else the contrastive logit scale.
+        """
+        fixed = self.config.attmim.guide_scale
+        if fixed is not None:
+            return float(fixed)
+        if self.config.loss_weights.local != 0:
+            return float(self.local.attention_scale().detach())
+        return float(self.contrastive.scale().detach())
+
+    @torch.no_grad()
+    def guidance_scores(
+        self, images: Tensor, input_ids: Tensor, attention_mask: Tensor, weight: Tensor
+    ) -> Tensor:
+        """The attention each patch receives from its report, as in training (no grad).
+
+        Args:
+            images (Tensor[B, C, S, S]): model-sized images.
+            input_ids, attention_mask (Tensor[B, L]): the reports.
+            weight (Tensor[B, L]): token weights (:func:`guidance_token_weights`).
+
+        Returns:
+            Tensor[B, P] float32, rows summing to 1.
+        """
+        states = self.text(input_ids, attention_mask).tokens
+        depth = None if self.config.loss_weights.local != 0 else self.config.attmim.guide_depth
+        patches = self.visual(images, depth=depth).tokens
+        return self.attmim.guidance_scores(
+            images, states, weight, guide_states=patches, scale=self.guide_scale()
+        ).float()
+
+    def guidance_weights(self, batch: MMCLIPBatch, rows: Tensor) -> Tensor:
+        """:func:`guidance_token_weights` of the text rows ``rows``: Tensor[R, L] float32."""
+        assert batch.attention_mask is not None
+        special = batch.special_tokens_mask[rows] if batch.special_tokens_mask is not None else None
+        offsets, spans = _select_spans(batch.span_offsets, batch.spans, rows)
+        focus_offsets, focus_spans = _select_spans(batch.focus_offsets, batch.focus_spans, rows)
+        return guidance_token_weights(
+            self.config.attmim,
+            batch.attention_mask[rows],
+            special,
+            offsets,
+            spans,
+            focus_offsets,
+            focus_spans,
+        )
 
     def _mlm(
         self,
@@ -618,10 +723,19 @@ class MMCLIPModel(nn.Module):
         data = json.loads(cfg_path.read_text(encoding="utf-8"))
         if data.pop("model_type", "mmclip") != "mmclip":
             raise ValueError(f"{cfg_path} is not an mmclip config")
-        version = data.pop("format_version", FORMAT_VERSION)
-        if version > FORMAT_VERSION:
-            raise ValueError(
-                f"{cfg_path} has format_version {version}; this mmclip reads <= {FORMAT_VERSION}"
+        version = data.pop("format_version", 1)
+        if version != FORMAT_VERSION:
+            reason = (
+                "it was written by an older mmclip, whose heads held the towers "
+                "(attmim.encoder.*, entmlm.encoder.*); this one owns them at the top "
+                "(visual.*, text.*) and adds the local term"
+                if version < FORMAT_VERSION
+                else "it was written by a newer mmclip"
+            )
+            raise CheckpointMismatchError(
+                f"{cfg_path} has format_version {version}; this mmclip reads format_version "
+                f"{FORMAT_VERSION} only: {reason}. Re-train, or load it with the mmclip that "
+                "wrote it."
             )
         config = MMCLIPConfig.from_dict(data)
         config.text.pretrained = None

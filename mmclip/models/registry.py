@@ -115,7 +115,7 @@ def _tiny() -> MMCLIPConfig:
         # 64 px / width 96 / depth 3 and one text layer: on the demo data this small model
         # aligns sooner than a 96 px / width 192 / depth 4 one and reaches a higher zero-shot
         # AUROC in half the CPU time (docs/models.md).
-        vision=VisionConfig(image_size=64, width=96, depth=3, heads=3, pool="mean"),
+        vision=VisionConfig(image_size=96, width=96, depth=3, heads=3, pool="mean"),
         text=TextConfig(
             pool="mean",
             vocab_size=4096,

@@ -2,6 +2,7 @@
 tokenizers."""
 
 from mmclip.text.alignment import align_batch, align_spans, encode_with_spans
+from mmclip.text.focus import FOCUS_ASSERTIONS, focus_mentions, focus_spans
 from mmclip.text.labeler import LabelValue, RadiologyLabeler, label_report, label_reports
 from mmclip.text.lexicon import (
     CHESTXRAY14_FINDINGS,
@@ -18,6 +19,7 @@ from mmclip.text.tokenizer import load_tokenizer, train_wordpiece_tokenizer
 __all__ = [
     "CHESTXRAY14_FINDINGS",
     "CHEXPERT_FINDINGS",
+    "FOCUS_ASSERTIONS",
     "Concept",
     "EntityMention",
     "LabelValue",
@@ -29,6 +31,8 @@ __all__ = [
     "build_prompt",
     "encode_with_spans",
     "extract_entities",
+    "focus_mentions",
+    "focus_spans",
     "format_report",
     "label_report",
     "label_reports",

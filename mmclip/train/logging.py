@@ -110,7 +110,7 @@ class ProgressDisplay:
         elapsed = time.perf_counter() - self.t0
         eta = elapsed / done * (self.total - step) if done > 0 else math.inf
         parts = [f"step {step}/{self.total}", f"loss {metrics.get('loss', math.nan):.4f}"]
-        for key in ("clip", "mim", "mlm", "tp"):
+        for key in ("clip", "local", "mim", "mlm", "tp"):
             if metrics.get(key) is not None:
                 parts.append(f"{key} {metrics[key]:.3f}")
         if metrics.get("pairs_per_s"):

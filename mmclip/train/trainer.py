@@ -57,7 +57,7 @@ __all__ = ["TrainResult", "Trainer", "build_optimizer", "seed_everything"]
 
 logger = logging.getLogger(__name__)
 
-TERMS = ("clip", "mim", "mlm", "tp")
+TERMS = ("clip", "local", "mim", "mlm", "tp")
 
 
 def seed_everything(seed: int) -> None:
@@ -301,6 +301,7 @@ class Trainer:
                 values[name] = float(term.detach())
         values["tau"] = out.tau
         values["logit_scale"] = float(out.logit_scale) if out.logit_scale is not None else 0.0
+        values["guide_scale"] = self.model.guide_scale()
         if out.mlm_accuracy is not None:
             values["mlm_accuracy"] = float(out.mlm_accuracy)
         return values
@@ -340,7 +341,7 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         # mean over micro-steps, then over ranks (terms absent on a rank count as absent)
-        keys = ["loss", *TERMS, "logit_scale", "mlm_accuracy"]
+        keys = ["loss", *TERMS, "logit_scale", "guide_scale", "mlm_accuracy"]
         means = torch.tensor(
             [sums.get(k, 0.0) / max(1, counts.get(k, 0)) for k in keys], dtype=torch.float64
         )

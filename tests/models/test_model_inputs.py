@@ -97,18 +97,29 @@ def test_cls_pooling_returns_the_first_token_state():
 
 
 # ---------------------------------------------------------------------- guidance pass
-def test_the_guidance_pass_runs_without_grad_and_its_scores_carry_none(tokenizer):
-    model = tiny_model(tokenizer, attmim__guide_warmup_steps=0, attmim__tau_anneal_steps=1)
+def _visual_calls(model, batch) -> list[tuple[bool, bool]]:
+    """(all patches?, grad enabled?) of every call of the image tower in one forward."""
     calls: list[tuple[bool, bool]] = []
 
     def record(module, args, kwargs, output):
         calls.append((kwargs.get("keep_idx") is None, torch.is_grad_enabled()))
 
     handle = model.visual.register_forward_hook(record, with_kwargs=True)
-    batch = make_batch(tokenizer, [SampleKind.PAIRED] * 4, image_size=SIZE)
     out = model(batch, step=100, generator=torch.Generator().manual_seed(0))
     handle.remove()
     assert out.tau < float("inf")
+    return calls
+
+
+def test_the_guidance_pass_runs_without_grad_and_its_scores_carry_none(tokenizer):
+    model = tiny_model(
+        tokenizer,
+        attmim__guide_warmup_steps=0,
+        attmim__tau_anneal_steps=1,
+        loss_weights__local=0.0,
+    )
+    batch = make_batch(tokenizer, [SampleKind.PAIRED] * 4, image_size=SIZE)
+    calls = _visual_calls(model, batch)
     scores = model.attmim.guidance_scores(
         batch.images, torch.randn(4, 5, 64, requires_grad=True), torch.ones(4, 5)
     )
@@ -118,6 +129,15 @@ def test_the_guidance_pass_runs_without_grad_and_its_scores_carry_none(tokenizer
     assert any(not all_patches and grad for all_patches, grad in calls)
     assert model.config.entmlm.detach_image
     assert all(not grad for all_patches, grad in calls if all_patches)
+
+
+def test_with_the_local_term_one_all_patch_pass_with_grad_feeds_it_and_the_guidance(tokenizer):
+    model = tiny_model(tokenizer, attmim__guide_warmup_steps=0, attmim__tau_anneal_steps=1)
+    assert model.config.loss_weights.local > 0
+    batch = make_batch(tokenizer, [SampleKind.PAIRED] * 4, image_size=SIZE)
+    calls = _visual_calls(model, batch)
+    assert [c for c in calls if c[0]] == [(True, True)]  # one all-patch pass, with grad
+    assert any(not all_patches and grad for all_patches, grad in calls)
 
 
 # ---------------------------------------------------------------------- 2 ranks

@@ -180,13 +180,15 @@ def _ddp_worker(rank: int, world: int, port: int, data_dir: str, out: str, resul
 
 
 # Deterministic given the global batch: no augmentation, no dropout, paired data only and
-# the random-mask terms off, so the ranks' different mask streams do not enter.
+# the random-mask terms off, so the ranks' different mask streams do not enter. The local
+# term is per rank by design (its negatives are the rank's own batch), so it is off too.
 DDP_ARGS = (
     "steps=3",
     "save_every=100",
     "data.augment=false",
     "model.overrides.loss_weights.mim=0",
     "model.overrides.loss_weights.mlm=0",
+    "model.overrides.loss_weights.local=0",
 )
 
 
