@@ -2,11 +2,11 @@
 
 :func:`guided_masks` runs the model's guidance (text → patch attention, focus tokens
 up-weighted) on image–report pairs and draws the attention-guided mask at the model's final
-masking temperature; :func:`lesion_overlap` measures, on synthetic data with lesion masks,
-whether the text finds the lesions: attention concentration (share of the attention on lesion
-patches ÷ their area share), pointing game (the most-attended patch is a lesion patch) and lesion-hit (share of the
-lesion patches the guided mask covers, against a uniform mask of the same ratio), overall and
-per finding type, with bootstrap intervals.
+masking temperature. :func:`lesion_overlap` measures, on synthetic data with lesion masks,
+whether the text finds the lesions: attention concentration (share of the attention on
+lesion patches ÷ their area share), pointing game (the most-attended patch is a lesion
+patch) and lesion-hit (share of the lesion patches the guided mask covers, against a uniform
+mask of the same ratio), overall and per finding type, with bootstrap intervals.
 """
 
 from __future__ import annotations
