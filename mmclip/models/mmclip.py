@@ -374,7 +374,7 @@ class MMCLIPModel(nn.Module):
         want_mim = weights.mim != 0
         want_mlm = weights.mlm != 0
         text_states = text_pooled = None
-        patch_states = None
+        patch_states = full_pooled = None
         mim_paired: MIMOutput | None = None
         if n_pair:
             assert batch.images is not None and batch.input_ids is not None
@@ -395,7 +395,8 @@ class MMCLIPModel(nn.Module):
                 # All patches with grad: the local term must see the lesions that the guided
                 # mask hides from the masked pass. The guidance and EntMLM reuse these states.
                 assert text_states is not None and guide_weight is not None
-                patch_states = self.visual(images).tokens
+                full_view = self.visual(images)
+                patch_states, full_pooled = full_view.tokens, full_view.pooled
                 terms["local"] = self.local(
                     self.text_proj(text_states),
                     guide_weight,
@@ -424,11 +425,14 @@ class MMCLIPModel(nn.Module):
         if want_clip:
             if n_pair:
                 assert text_pooled is not None and batch.images is not None
-                pooled = (
-                    mim_paired.pooled
-                    if mim_paired is not None
-                    else self.visual(batch.images[pair_img]).pooled
-                )
+                # The whole image when the local term has encoded it (what zero-shot sees, and
+                # the lesion a guided mask hides); else the visible patches of the MIM pass.
+                if full_pooled is not None:
+                    pooled = full_pooled
+                elif mim_paired is not None:
+                    pooled = mim_paired.pooled
+                else:
+                    pooled = self.visual(batch.images[pair_img]).pooled
                 z_img = self.image_proj(pooled)
                 z_txt = self.text_proj(text_pooled)
                 clip_labels = pair_labels

@@ -1,0 +1,164 @@
+"""AttMIM ablation on the demo's synthetic X-rays: one command reruns the whole table.
+
+Each variant is ``mmclip demo`` with one change, run for several seeds; the table gives the
+zero-shot mean AUROC and the lesion measures (attention concentration, pointing game,
+lesion-hit of the guided mask) as mean ± sd over the seeds::
+
+    python examples/attmim_ablation.py                         # all variants, seeds 0 1 2
+    python examples/attmim_ablation.py --out ablation --seeds 0 1 2 --variants full uniform
+
+Resumable: a (variant, seed) whose ``results.json`` exists is not run again, so an
+interrupted run continues where it stopped. About 2.5 minutes per run on 2 CPU cores:
+5 variants × 3 seeds ≈ 40 minutes. Writes ``ablation.md``, ``ablation.json`` and
+``ablation.png`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("attmim_ablation")
+
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    "full": ("the demo's defaults", []),
+    "uniform": (
+        "uniform masking (`attmim.tau_final=inf`)",
+        ["model.overrides.attmim.tau_final=inf"],
+    ),
+    "no-local": (
+        "no local term (`loss_weights.local=0`)",
+        ["model.overrides.loss_weights.local=0"],
+    ),
+    "no-assertion": (
+        "every entity steers the guidance, negated ones too (`attmim.assertion_aware=false`)",
+        ["model.overrides.attmim.assertion_aware=false"],
+    ),
+    "no-local-no-assertion": (
+        "neither (the guidance of the previous release)",
+        [
+            "model.overrides.loss_weights.local=0",
+            "model.overrides.attmim.assertion_aware=false",
+        ],
+    ),
+}
+"""name → (description, ``--set`` overrides of the demo's training config)."""
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("zero_shot", "zero-shot mean AUROC"),
+    ("concentration", "attention concentration (×)"),
+    ("pointing_game", "pointing game"),
+    ("guided", "lesion-hit, guided mask"),
+    ("random", "lesion-hit, uniform mask"),
+)
+
+
+def run_one(out: Path, variant: str, seed: int, extra: list[str]) -> dict[str, float]:
+    """Run (or reuse) one demo and return its measures."""
+    run_dir = out / f"{variant}-seed{seed}"
+    results = run_dir / "results.json"
+    if not results.is_file():
+        overrides = [*VARIANTS[variant][1], *extra]
+        cmd = [
+            sys.executable, "-m", "mmclip", "demo", "--out", str(run_dir), "--seed", str(seed),
+            "--force", "-q",
+        ]
+        for item in overrides:
+            cmd += ["--set", item]
+        logger.info("running %s", " ".join(cmd))
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        logger.info("%s seed %d done in %.0f s", variant, seed, time.perf_counter() - t0)
+    data = json.loads(results.read_text(encoding="utf-8"))
+    overlap = data.get("attmim_lesion_overlap", {})
+    return {
+        "zero_shot": float(data["zero_shot"]["mean_auroc"]),
+        **{k: float(overlap.get(k) or math.nan) for k, _ in COLUMNS[1:]},
+    }
+
+
+def summarise(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value)."""
+    n = len(values)
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return mean, sd
+
+
+def write_outputs(out: Path, table: dict[str, dict[str, list[float]]], seeds: list[int]) -> None:
+    """ablation.json, ablation.md and ablation.png."""
+    (out / "ablation.json").write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+    lines = [
+        "| variant | " + " | ".join(title for _, title in COLUMNS) + " |",
+        "|---|" + "---|" * len(COLUMNS),
+    ]
+    for variant, columns in table.items():
+        cells = []
+        for key, _ in COLUMNS:
+            mean, sd = summarise(columns[key])
+            cells.append(f"{mean:.3f} ± {sd:.3f}")
+        lines.append(f"| {variant}: {VARIANTS[variant][0]} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"Mean ± sd over seeds {seeds} (`mmclip demo --seed S`, data and model seeded).")
+    (out / "ablation.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(COLUMNS), figsize=(3.2 * len(COLUMNS), 3.4), dpi=110)
+    names = list(table)
+    for ax, (key, title) in zip(axes, COLUMNS, strict=True):
+        stats = [summarise(table[v][key]) for v in names]
+        ax.bar(range(len(names)), [m for m, _ in stats], yerr=[s for _, s in stats], capsize=3)
+        for i, v in enumerate(names):
+            ax.scatter([i] * len(table[v][key]), table[v][key], color="k", s=8, zorder=3)
+        ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=7)
+        ax.set_title(title, fontsize=8)
+    fig.suptitle("AttMIM ablation on the demo's synthetic X-rays (mean ± sd over seeds)")
+    fig.tight_layout()
+    fig.savefig(out / "ablation.png")
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="attmim-ablation", help="output folder")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="an extra override for every run (e.g. steps=400 for a quick look)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table: dict[str, dict[str, list[float]]] = {}
+    total = len(args.variants) * len(args.seeds)
+    done = 0
+    for variant in args.variants:
+        table[variant] = {key: [] for key, _ in COLUMNS}
+        for seed in args.seeds:
+            logger.info("[%d/%d] %s, seed %d", done + 1, total, variant, seed)
+            measures = run_one(out, variant, seed, args.set)
+            for key, _ in COLUMNS:
+                table[variant][key].append(measures[key])
+            done += 1
+        write_outputs(out, table, args.seeds)
+    logger.info("table: %s", out / "ablation.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,221 @@
+"""Guidance token weights on real tokenised reports, and the model's tower layout (v2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import Tensor
+
+from mmclip.data.collate import RadiologyTextEncoder, TokenizedText
+from mmclip.models import (
+    AttMIM,
+    AttMIMConfig,
+    CheckpointMismatchError,
+    MMCLIPModel,
+    VisionTransformer,
+    build_wordpiece_tokenizer,
+    guidance_token_weights,
+)
+from mmclip.models.config import VisionConfig
+from mmclip.ops import cross_modal_attention_score
+
+from .helpers import make_tokenizer, tiny_model
+
+REPORTS = [
+    "There is a left pneumothorax. There is no pleural effusion.",
+    "No acute cardiopulmonary abnormality.",
+    "Possible right upper lung nodule.",
+]
+
+
+@pytest.fixture(scope="module")
+def word_tokenizer() -> Any:
+    """A WordPiece tokenizer whose vocabulary holds every word of ``REPORTS`` whole."""
+    return build_wordpiece_tokenizer(REPORTS * 8, vocab_size=200)
+
+
+@pytest.fixture(scope="module")
+def encoded(word_tokenizer: Any) -> TokenizedText:
+    return RadiologyTextEncoder(word_tokenizer, max_length=32)(REPORTS)
+
+
+def _by_token(tokenizer: Any, ids: Tensor, weight: Tensor) -> list[tuple[str, float]]:
+    """(token, weight) of every position of one row."""
+    tokens = tokenizer.convert_ids_to_tokens(ids.tolist())
+    return list(zip(tokens, weight.tolist(), strict=True))
+
+
+def _weights(config: AttMIMConfig, tok: TokenizedText, with_focus: bool = True) -> Tensor:
+    return guidance_token_weights(
+        config,
+        tok.attention_mask,
+        tok.special_tokens_mask,
+        tok.span_offsets,
+        tok.spans,
+        tok.focus_offsets if with_focus else None,
+        tok.focus_spans if with_focus else None,
+    )
+
+
+def test_the_test_tokenizer_keeps_the_report_words_whole(
+    word_tokenizer: Any, encoded: TokenizedText
+) -> None:
+    tokens = word_tokenizer.convert_ids_to_tokens(encoded.input_ids[0].tolist())
+    assert tokens[:6] == ["[CLS]", "there", "is", "a", "left", "pneumothorax"]
+    assert "pleural" in tokens and "effusion" in tokens and "no" in tokens
+    assert int(encoded.attention_mask[1].sum()) < encoded.input_ids.shape[1]  # row 1 padded
+
+
+def test_focus_tokens_get_entity_weight_and_negated_mentions_zero(
+    word_tokenizer: Any, encoded: TokenizedText
+) -> None:
+    config = AttMIMConfig(entity_weight=3.0)
+    weight = _weights(config, encoded)
+    assert weight.dtype == torch.float32 and weight.shape == encoded.input_ids.shape
+    row = _by_token(word_tokenizer, encoded.input_ids[0], weight[0])
+    focus = {"left": 3.0, "pneumothorax": 3.0}
+    for token, w in row:
+        assert w == focus.get(token, 0.0), (token, w)
+    assert dict(row)["pleural"] == 0.0 and dict(row)["effusion"] == 0.0
+    # the uncertain finding and its place are focus too
+    row2 = dict(_by_token(word_tokenizer, encoded.input_ids[2], weight[2]))
+    assert row2["nodule"] == 3.0 and row2["right"] == 3.0 and row2["upper"] == 3.0
+    assert row2["possible"] == 0.0 and row2["[CLS]"] == 0.0 and row2["[SEP]"] == 0.0
+    # padding is 0
+    assert torch.all(weight[encoded.attention_mask == 0] == 0)
+
+
+def test_context_weight_goes_to_every_other_real_token(
+    word_tokenizer: Any, encoded: TokenizedText
+) -> None:
+    weight = _weights(AttMIMConfig(entity_weight=3.0, context_weight=0.5), encoded)
+    row = dict(_by_token(word_tokenizer, encoded.input_ids[0], weight[0]))
+    assert row["left"] == 3.0 and row["pneumothorax"] == 3.0
+    assert row["pleural"] == 0.5 and row["there"] == 0.5 and row["no"] == 0.5
+    assert row["[CLS]"] == 0.0 and row["[SEP]"] == 0.0
+    assert torch.all(weight[encoded.attention_mask == 0] == 0)
+
+
+@pytest.mark.parametrize("ablation", ["assertion_blind", "no_focus_spans"])
+def test_without_assertions_every_entity_gets_entity_weight_and_others_one(
+    word_tokenizer: Any, encoded: TokenizedText, ablation: str
+) -> None:
+    if ablation == "assertion_blind":
+        weight = _weights(AttMIMConfig(entity_weight=3.0, assertion_aware=False), encoded)
+    else:  # an older batch without focus spans falls back to the entity spans
+        weight = _weights(AttMIMConfig(entity_weight=3.0), encoded, with_focus=False)
+    row = dict(_by_token(word_tokenizer, encoded.input_ids[0], weight[0]))
+    assert row["pneumothorax"] == 3.0
+    assert row["pleural"] == 3.0 and row["effusion"] == 3.0  # negated, yet an entity
+    assert row["left"] == 1.0 and row["there"] == 1.0 and row["no"] == 1.0
+    assert row["[CLS]"] == 0.0 and row["[SEP]"] == 0.0
+    normal = weight[1][encoded.special_tokens_mask[1] == 0]
+    assert normal.numel() == 5 and torch.all(normal == 1.0)
+    assert torch.all(weight[encoded.attention_mask == 0] == 0)
+
+
+def test_a_report_without_focus_gives_zero_weights_and_uniform_guidance(
+    encoded: TokenizedText,
+) -> None:
+    weight = _weights(AttMIMConfig(), encoded)
+    assert torch.all(weight[1] == 0)
+    assert float(weight[0].sum()) > 0
+    g = torch.Generator().manual_seed(0)
+    n_patch = 9
+    q = torch.randn(3, weight.shape[1], 8, generator=g)
+    k = torch.randn(3, n_patch, 8, generator=g)
+    scores = cross_modal_attention_score(q, k, weight, 2.0)
+    torch.testing.assert_close(scores[1], torch.full((n_patch,), 1.0 / n_patch))
+    torch.testing.assert_close(scores.sum(dim=1), torch.ones(3))
+    assert float(scores[0].max() - scores[0].min()) > 1e-3  # a focus report is not uniform
+
+
+# ---------------------------------------------------------------- the model's layout (v2)
+@pytest.fixture(scope="module")
+def model() -> MMCLIPModel:
+    return tiny_model(make_tokenizer())
+
+
+def test_the_model_owns_its_towers_at_the_top_of_the_state_dict(model: MMCLIPModel) -> None:
+    state = model.state_dict()
+    for prefix in ("visual.", "text.", "image_proj.", "text_proj.", "local."):
+        assert any(key.startswith(prefix) for key in state), prefix
+    for prefix in ("attmim.encoder.", "entmlm.encoder.", "attmim.image_proj.", "attmim.text_proj."):
+        assert not any(key.startswith(prefix) for key in state), prefix
+    assert "local.logit_scale" in state and "local.attention_logit_scale" in state
+
+
+def test_every_parameter_is_registered_once(model: MMCLIPModel) -> None:
+    named = dict(model.named_parameters(remove_duplicate=False))
+    state = model.state_dict()
+    assert set(named) <= set(state)
+    pointers = {p.data_ptr() for p in named.values()}
+    assert len(pointers) == len(named)  # no tensor under two names
+    in_state = {state[name].data_ptr(): state[name].numel() for name in named}
+    assert sum(p.numel() for p in model.parameters()) == sum(in_state.values())
+    storages = [v.data_ptr() for v in state.values() if v.numel()]
+    assert len(storages) == len(set(storages))
+
+
+def test_the_heads_borrow_the_towers(model: MMCLIPModel) -> None:
+    assert model.attmim.encoder is model.visual
+    assert model.attmim.image_proj is model.image_proj
+    assert model.attmim.text_proj is model.text_proj
+    assert model.entmlm.encoder is model.text
+    assert not any(key.startswith("encoder.") for key in model.attmim.state_dict())
+    assert not any(key.startswith("encoder.") for key in model.entmlm.state_dict())
+
+
+def test_a_standalone_attmim_registers_its_encoder() -> None:
+    vit = VisionTransformer.from_config(VisionConfig(image_size=32, width=32, depth=1, heads=2))
+    head = AttMIM(vit, text_dim=32, decoder_width=32, decoder_depth=1, decoder_heads=2)
+    keys = set(head.state_dict())
+    assert {f"encoder.{k}" for k in vit.state_dict()} <= keys
+    assert any(p is vit.patch_embed.weight for p in head.parameters())
+    borrowed = AttMIM(
+        vit, text_dim=32, decoder_width=32, decoder_depth=1, decoder_heads=2, borrow_towers=True
+    )
+    assert borrowed.encoder is vit
+    assert not any(k.startswith("encoder.") for k in borrowed.state_dict())
+    assert not any(p is vit.patch_embed.weight for p in borrowed.parameters())
+
+
+def _rewrite_format_version(directory: Path, version: int | None) -> None:
+    """Set ``format_version`` of a saved config.json (None: remove it)."""
+    path = directory / "config.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if version is None:
+        del data["format_version"]
+    else:
+        data["format_version"] = version
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def test_a_format_version_1_checkpoint_is_refused_by_name(
+    model: MMCLIPModel, tmp_path: Path
+) -> None:
+    directory = model.save_pretrained(tmp_path / "model")
+    saved = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    assert saved["format_version"] == 2
+    loaded = MMCLIPModel.from_pretrained(directory)  # the version it writes loads
+    assert set(loaded.state_dict()) == set(model.state_dict())
+    _rewrite_format_version(directory, 1)
+    with pytest.raises(CheckpointMismatchError, match="format_version 1") as info:
+        MMCLIPModel.from_pretrained(directory)
+    assert "attmim.encoder" in str(info.value)
+    _rewrite_format_version(directory, 3)
+    with pytest.raises(CheckpointMismatchError, match=r"format_version 3.*newer"):
+        MMCLIPModel.from_pretrained(directory)
+
+
+def test_a_config_without_format_version_is_read_as_version_1(
+    model: MMCLIPModel, tmp_path: Path
+) -> None:
+    directory = model.save_pretrained(tmp_path / "model")
+    _rewrite_format_version(directory, None)
+    with pytest.raises(CheckpointMismatchError, match="format_version 1"):
+        MMCLIPModel.from_pretrained(directory)
