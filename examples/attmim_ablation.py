@@ -23,7 +23,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 logger = logging.getLogger("attmim_ablation")
 
@@ -67,8 +66,16 @@ def run_one(out: Path, variant: str, seed: int, extra: list[str]) -> dict[str, f
     if not results.is_file():
         overrides = [*VARIANTS[variant][1], *extra]
         cmd = [
-            sys.executable, "-m", "mmclip", "demo", "--out", str(run_dir), "--seed", str(seed),
-            "--force", "-q",
+            sys.executable,
+            "-m",
+            "mmclip",
+            "demo",
+            "--out",
+            str(run_dir),
+            "--seed",
+            str(seed),
+            "--force",
+            "-q",
         ]
         for item in overrides:
             cmd += ["--set", item]
@@ -137,7 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         "--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME"
     )
     parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="an extra override for every run (e.g. steps=400 for a quick look)",
     )
     args = parser.parse_args(argv)
