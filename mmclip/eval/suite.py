@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from mmclip.data import XrayRecord
+from mmclip.data.records import NO_FINDING
 
 from .embed import encode_records, label_matrix, load_images
 from .finetune import FinetuneConfig, finetune
@@ -92,7 +93,8 @@ def _pick_mask_examples(records: Sequence[XrayRecord], n: int) -> list[int]:
     with_lesion = [
         i
         for i in paired
-        if records[i].meta.get("mask") and any(v == 1 for v in records[i].labels.values())
+        if records[i].meta.get("mask")
+        and any(v == 1 for k, v in records[i].labels.items() if k != NO_FINDING)
     ]
     rest = [i for i in paired if i not in set(with_lesion)]
     return (with_lesion + rest)[:n]

@@ -196,8 +196,9 @@ class LocalConfig:
     """Local token–patch alignment (:class:`~mmclip.models.LocalAlignmentLoss`).
 
     Attributes:
-        kind: ``"attention"`` (GLoRIA-style attention-weighted region, the default) or
-            ``"max"`` (FILIP-style token-wise max similarity); see ``docs/models.md``.
+        kind: ``"mil"`` (multiple-instance token → patch NCE over the batch's patches),
+            ``"attention"`` (GLoRIA-style attention-weighted region) or ``"max"``
+            (FILIP-style token-wise max similarity); see ``docs/models.md``.
         init_temperature: initial temperature of the text–image local similarity logits.
         init_attention_temperature: initial temperature of the token → patch softmax (the
             guidance's too).
@@ -206,9 +207,9 @@ class LocalConfig:
         chunk_elements: memory bound of one chunk of the computation.
     """
 
-    kind: str = "attention"
+    kind: str = "mil"
     init_temperature: float = 0.1
-    init_attention_temperature: float = 0.1
+    init_attention_temperature: float = 0.25
     learn_temperature: bool = True
     max_logit_scale: float = 100.0
     chunk_elements: int = 1 << 24

@@ -2,9 +2,10 @@
 
 The global contrastive term aligns pooled embeddings; nothing in it makes one token's
 similarity to one patch mean anything, and AttMIM's guidance reads exactly that similarity.
-This term trains it. Two designs of the literature are implemented (``LocalConfig.kind``):
+This term trains it. Three designs are implemented (``LocalConfig.kind``); which one is
+the default, and why, is measured in ``docs/models.md``:
 
-``"attention"`` (GLoRIA-style, the default)
+``"attention"`` (GLoRIA-style)
     For text ``i``, image ``j`` and focus token ``t`` (weight ``w_it > 0``)::
 
         a_ijt = softmax_p(s_att · <q_it, k_jp>)          attention of the token over patches
@@ -12,14 +13,22 @@ This term trains it. Two designs of the literature are implemented (``LocalConfi
         r_ijt = cos(c_ijt, q_it)                         how well that region shows the token
         S_ij  = Σ_t w_it r_ijt / Σ_t w_it                 text–image local similarity
 
-    and a symmetric InfoNCE over ``s_loc · S`` with label-aware targets. To tell its own
-    image from the others, a token must attend to the patches where its image differs from
-    the others — the lesion — so ``a_iit`` becomes a localisation map; it is the very map
-    the guidance reads (:func:`cross_modal_attention_score` of the same ``q``, ``k``, ``w`` and
-    ``s_att``).
+    and a symmetric InfoNCE over ``s_loc · S`` with label-aware targets (also for
+    ``"max"``). To tell its own image from the others, a token must attend to the patches
+    where its image differs from the others — the lesion — so ``a_iit`` becomes a
+    localisation map; it is the very map the guidance reads
+    (:func:`cross_modal_attention_score` of the same ``q``, ``k``, ``w`` and ``s_att``).
 
 ``"max"`` (FILIP-style)
     ``S_ij = Σ_t w_it max_p <q_it, k_jp> / Σ_t w_it``: each token's best patch.
+
+``"mil"`` (multiple-instance NCE, MIL-NCE-style; :func:`mil_token_loss`)
+    For focus token ``t`` of text ``i``, one softmax over *all* patches of *all* images of
+    the batch, ``s_att · <q_it, k_jp>``; the loss is ``-log`` of its mass on the patches of
+    ``i``'s positive images (its own and those of the same disease kind). Mass on a patch
+    that every image has (background, normal lung) is mostly spent on negatives, so the
+    token must put it on what only its positives show: the lesion. The softmax restricted to
+    one image is exactly the map the guidance reads.
 
 ``q`` and ``k`` are the L2-normalised projections ``Pt`` / ``Pv`` of the token and patch
 states. Only *focus* tokens count (present / uncertain findings and their laterality and
@@ -45,7 +54,7 @@ from .contrastive import contrastive_targets
 
 __all__ = ["LocalAlignmentLoss", "compact_tokens", "local_similarity"]
 
-LOCAL_KINDS = ("attention", "max")
+LOCAL_KINDS = ("attention", "max", "mil")
 
 
 def compact_tokens(q: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
@@ -113,6 +122,48 @@ def local_similarity(
     return torch.cat(rows, dim=0)
 
 
+def mil_token_loss(
+    q: Tensor,
+    weight: Tensor,
+    k: Tensor,
+    positives: Tensor,
+    attention_scale: Tensor | float,
+    chunk_elements: int = 1 << 24,
+) -> Tensor:
+    """Multiple-instance token → patch NCE, averaged over the focus tokens of every text.
+
+    For focus token ``t`` of text ``i``, a softmax over *all* patches of *all* images of the
+    batch (``s_att · <q_it, k_jp>``); the loss is ``-log`` of the mass on the patches of the
+    positive images of ``i`` (its own, and those of the same disease kind).
+
+    Args:
+        q (Tensor[Bt, T, E]), weight (Tensor[Bt, T]), k (Tensor[Bi, P, E]): as in
+            :func:`local_similarity`.
+        positives (Tensor[Bt, Bi] bool): the positive images of each text.
+        attention_scale: ``s_att``.
+        chunk_elements: largest ``[chunk, F, Bi, P]`` block computed at once.
+
+    Returns:
+        Scalar float32: mean over texts of the focus-weighted mean token loss.
+    """
+    q_f, w_f = compact_tokens(q.float(), weight.float())
+    w_f = w_f / w_f.sum(dim=1, keepdim=True).clamp_min(1e-12)
+    k = k.float()
+    n_img, n_patch = k.shape[0], k.shape[1]
+    step = max(1, chunk_elements // max(1, n_img * q_f.shape[1] * n_patch))
+    losses = []
+    for start in range(0, q_f.shape[0], step):
+        qc, wc = q_f[start : start + step], w_f[start : start + step]
+        logits = torch.einsum("ite,jpe->itjp", qc, k) * attention_scale  # [c, F, Bi, P]
+        flat = logits.flatten(2)
+        pos = positives[start : start + step, None, :, None].expand_as(logits).flatten(2)
+        token_loss = torch.logsumexp(flat, dim=-1) - torch.logsumexp(
+            flat.masked_fill(~pos, float("-inf")), dim=-1
+        )  # [c, F]
+        losses.append((token_loss * wc).sum(dim=1))
+    return torch.cat(losses).mean()
+
+
 class LocalAlignmentLoss(nn.Module):
     """Token–patch contrastive loss of paired samples (see the module docstring).
 
@@ -131,17 +182,25 @@ class LocalAlignmentLoss(nn.Module):
                 raise ValueError(f"local.{name} must be > 0; got {getattr(config, name)}")
         self.config = config
         self.label_aware = label_aware
-        logit = torch.tensor(math.log(1.0 / config.init_temperature))
-        attn = torch.tensor(math.log(1.0 / config.init_attention_temperature))
-        if config.learn_temperature:
-            self.logit_scale = nn.Parameter(logit)
-            self.attention_logit_scale = nn.Parameter(attn)
-        else:
-            self.register_buffer("logit_scale", logit)
-            self.register_buffer("attention_logit_scale", attn)
+        # "mil" has no text–image similarity logits: no s_loc (nothing left untrained).
+        scales = {"attention_logit_scale": config.init_attention_temperature}
+        if config.kind != "mil":
+            scales["logit_scale"] = config.init_temperature
+        for name, temperature in scales.items():
+            value = torch.tensor(math.log(1.0 / temperature))
+            if config.learn_temperature:
+                self.register_parameter(name, nn.Parameter(value))
+            else:
+                self.register_buffer(name, value)
 
     def scale(self) -> Tensor:
-        """``s_loc``: logit scale of the text–image local similarities (clamped)."""
+        """``s_loc``: logit scale of the text–image local similarities (clamped).
+
+        Raises:
+            ValueError: for ``kind="mil"``, which has none.
+        """
+        if self.config.kind == "mil":
+            raise ValueError('local.kind="mil" has no text–image logit scale')
         return self.logit_scale.exp().clamp(max=self.config.max_logit_scale)
 
     def attention_scale(self) -> Tensor:
@@ -169,17 +228,22 @@ class LocalAlignmentLoss(nn.Module):
             raise ValueError(
                 f"weight must have shape {tuple(q.shape[:2])}; got {tuple(weight.shape)}"
             )
-        zero = (
-            q.sum() * 0.0
-            + k.sum() * 0.0
-            + self.logit_scale * 0.0
-            + self.attention_logit_scale * 0.0
-        )
+        zero = q.sum() * 0.0 + k.sum() * 0.0
+        for _, value in [*self.named_parameters(), *self.named_buffers()]:
+            zero = zero + value * 0.0
         valid = (weight > 0).any(dim=1)
         if int(valid.sum()) < 2:
             return zero.float()
         q = F.normalize(q[valid].float(), dim=-1)
         k = F.normalize(k[valid].float(), dim=-1)
+        use = labels[valid] if (labels is not None and self.label_aware) else None
+        targets = contrastive_targets(use, q.shape[0], q.device)
+        if self.config.kind == "mil":
+            positives = targets > 0
+            loss = mil_token_loss(
+                q, weight[valid], k, positives, self.attention_scale(), self.config.chunk_elements
+            )
+            return loss + zero
         sim = local_similarity(
             q,
             weight[valid],
@@ -189,8 +253,6 @@ class LocalAlignmentLoss(nn.Module):
             self.config.chunk_elements,
         )
         logits = self.scale() * sim
-        use = labels[valid] if (labels is not None and self.label_aware) else None
-        targets = contrastive_targets(use, logits.shape[0], logits.device)
         loss_t = torch.sum(-targets * logits.log_softmax(dim=1), dim=1).mean()
         loss_i = torch.sum(-targets.t() * logits.t().log_softmax(dim=1), dim=1).mean()
         return (loss_t + loss_i) / 2 + zero

@@ -374,7 +374,7 @@ class MMCLIPModel(nn.Module):
         want_mim = weights.mim != 0
         want_mlm = weights.mlm != 0
         text_states = text_pooled = None
-        patch_states = full_pooled = None
+        patch_states = guide_states = full_pooled = None
         mim_paired: MIMOutput | None = None
         if n_pair:
             assert batch.images is not None and batch.input_ids is not None
@@ -393,14 +393,20 @@ class MMCLIPModel(nn.Module):
             )
             if want_local:
                 # All patches with grad: the local term must see the lesions that the guided
-                # mask hides from the masked pass. The guidance and EntMLM reuse these states.
+                # mask hides from the masked pass. The local term and the guidance read the
+                # states after `guide_depth` blocks (all blocks when None); EntMLM the last.
                 assert text_states is not None and guide_weight is not None
-                full_view = self.visual(images)
+                depth = cfg.attmim.guide_depth
+                full_view = self.visual(images, intermediate=depth)
                 patch_states, full_pooled = full_view.tokens, full_view.pooled
+                if full_view.intermediate is not None:
+                    guide_states = full_view.intermediate
+                else:
+                    guide_states = patch_states
                 terms["local"] = self.local(
                     self.text_proj(text_states),
                     guide_weight,
-                    self.image_proj(patch_states),
+                    self.image_proj(guide_states),
                     pair_labels,
                 )
             elif guided or mlm_cross:
@@ -408,6 +414,7 @@ class MMCLIPModel(nn.Module):
                     torch.is_grad_enabled() and not cfg.entmlm.detach_image
                 ):
                     patch_states = self.visual(images, depth=cfg.attmim.guide_depth).tokens
+                    guide_states = patch_states
             if want_mim:
                 assert text_states is not None
                 mim_paired = self.attmim(
@@ -415,7 +422,7 @@ class MMCLIPModel(nn.Module):
                     text_states,
                     guide_weight,
                     text_mask=attn.bool(),
-                    guide_states=patch_states,
+                    guide_states=guide_states,
                     tau=step_tau,
                     guide_scale=self.guide_scale(),
                     generator=generator,
@@ -518,8 +525,7 @@ class MMCLIPModel(nn.Module):
             Tensor[B, P] float32, rows summing to 1.
         """
         states = self.text(input_ids, attention_mask).tokens
-        depth = None if self.config.loss_weights.local != 0 else self.config.attmim.guide_depth
-        patches = self.visual(images, depth=depth).tokens
+        patches = self.visual(images, depth=self.config.attmim.guide_depth).tokens
         return self.attmim.guidance_scores(
             images, states, weight, guide_states=patches, scale=self.guide_scale()
         ).float()

@@ -62,10 +62,13 @@ class ViTOutput:
         tokens (Tensor[B, K, D]): final-normed states of the encoded patches (all P
             patches, or the K visible ones in ``keep_idx`` order).
         pooled (Tensor[B, D]): the [CLS] state or the mean of ``tokens``.
+        intermediate (Tensor[B, K or P, D] | None): final-normed patch states after the
+            first ``intermediate`` blocks, when asked for.
     """
 
     tokens: Tensor
     pooled: Tensor
+    intermediate: Tensor | None = None
 
 
 class VisionTransformer(nn.Module):
@@ -193,7 +196,11 @@ class VisionTransformer(nn.Module):
         return x + self.pos_embed.to(x.dtype)
 
     def forward(
-        self, images: Tensor, keep_idx: Tensor | None = None, depth: int | None = None
+        self,
+        images: Tensor,
+        keep_idx: Tensor | None = None,
+        depth: int | None = None,
+        intermediate: int | None = None,
     ) -> ViTOutput:
         """Encode all patches, or only the visible ones.
 
@@ -203,6 +210,8 @@ class VisionTransformer(nn.Module):
                 ones of a mask); None = all P patches.
             depth: run only the first ``depth`` blocks (the final norm still applies);
                 None = all blocks.
+            intermediate: also return the (final-normed) patch states after this many
+                blocks, ``<= depth``; None = not.
 
         Returns:
             :class:`ViTOutput` with ``tokens`` [B, K or P, D] and ``pooled`` [B, D].
@@ -215,15 +224,22 @@ class VisionTransformer(nn.Module):
         n_blocks = self.depth if depth is None else int(depth)
         if not 0 <= n_blocks <= self.depth:
             raise ValueError(f"depth must lie in [0, {self.depth}]; got {depth}")
-        for block in self.blocks[:n_blocks]:
+        if intermediate is not None and not 0 <= intermediate <= n_blocks:
+            raise ValueError(f"intermediate must lie in [0, {n_blocks}]; got {intermediate}")
+        middle = None
+        if intermediate == 0:
+            middle = self.norm(x)[:, 1:]
+        for i, block in enumerate(self.blocks[:n_blocks]):
             x = block(x)
+            if intermediate == i + 1:
+                middle = self.norm(x)[:, 1:]
         x = self.norm(x)
         tokens = x[:, 1:]
         if self.pool == "cls":
             pooled = x[:, 0]
         else:
             pooled = tokens.mean(dim=1) if tokens.shape[1] else x[:, 0]
-        return ViTOutput(tokens=tokens, pooled=pooled)
+        return ViTOutput(tokens=tokens, pooled=pooled, intermediate=middle)
 
     def patchify(self, images: Tensor) -> Tensor:
         """images (Tensor[B, C, H, W]) → Tensor[B, P, patch_size² · C]."""

@@ -219,3 +219,21 @@ def test_a_config_without_format_version_is_read_as_version_1(
     _rewrite_format_version(directory, None)
     with pytest.raises(CheckpointMismatchError, match="format_version 1"):
         MMCLIPModel.from_pretrained(directory)
+
+
+def test_vit_intermediate_states_are_the_normed_states_of_a_shallower_pass() -> None:
+    from mmclip.models import VisionConfig, VisionTransformer
+
+    torch.manual_seed(0)
+    vit = VisionTransformer.from_config(
+        VisionConfig(image_size=32, patch_size=16, width=16, depth=3, heads=2)
+    ).eval()
+    images = torch.randn(2, 1, 32, 32)
+    out = vit(images, intermediate=1)
+    shallow = vit(images, depth=1)
+    assert out.intermediate is not None
+    torch.testing.assert_close(out.intermediate, shallow.tokens)
+    torch.testing.assert_close(out.tokens, vit(images).tokens)
+    assert vit(images).intermediate is None
+    with pytest.raises(ValueError, match="intermediate"):
+        vit(images, depth=2, intermediate=3)

@@ -158,12 +158,24 @@ def test_local_loss_gradients_reach_q_k_and_both_temperatures() -> None:
 
 def test_local_loss_with_fixed_temperatures_registers_buffers() -> None:
     loss_fn = LocalAlignmentLoss(
-        LocalConfig(init_temperature=0.5, init_attention_temperature=0.25, learn_temperature=False)
+        LocalConfig(
+            kind="attention",
+            init_temperature=0.5,
+            init_attention_temperature=0.25,
+            learn_temperature=False,
+        )
     )
     assert not list(loss_fn.parameters())
     assert set(dict(loss_fn.named_buffers())) == {"logit_scale", "attention_logit_scale"}
     assert float(loss_fn.scale().detach()) == pytest.approx(2.0)
     assert float(loss_fn.attention_scale().detach()) == pytest.approx(4.0)
+
+
+def test_the_mil_kind_has_only_the_attention_scale() -> None:
+    loss_fn = LocalAlignmentLoss(LocalConfig(kind="mil", init_attention_temperature=0.25))
+    assert set(dict(loss_fn.named_parameters())) == {"attention_logit_scale"}
+    with pytest.raises(ValueError, match="mil"):
+        loss_fn.scale()
 
 
 @pytest.mark.parametrize("n_focus_rows", [0, 1])
@@ -181,7 +193,8 @@ def test_local_loss_with_fewer_than_two_focus_rows_is_an_attached_zero(n_focus_r
     loss.backward()
     assert q.grad is not None and torch.all(q.grad == 0)
     assert k.grad is not None and torch.all(k.grad == 0)
-    assert loss_fn.logit_scale.grad is not None and float(loss_fn.logit_scale.grad) == 0.0
+    for name, param in loss_fn.named_parameters():
+        assert param.grad is not None and float(param.grad) == 0.0, name
 
 
 def _manual_loss(
@@ -363,3 +376,57 @@ def test_local_loss_learns_to_point_at_a_planted_lesion_patch() -> None:
     with torch.no_grad():  # it found them by mapping each lesion vector onto its token
         aligned = F.cosine_similarity(proj(lesion_vectors), tokens, dim=-1)
     assert float(aligned.min()) > 0.5
+
+
+# ---------------------------------------------------------------------- MIL kind
+def _naive_mil(q: Tensor, weight: Tensor, k: Tensor, positives: Tensor, scale: float) -> Tensor:
+    """-log of the softmax mass on positive images' patches, per focus token, in float64."""
+    q, weight, k = q.double(), weight.double(), k.double()
+    per_text = []
+    for i in range(q.shape[0]):
+        total = norm = 0.0
+        for t in range(q.shape[1]):
+            w = float(weight[i, t])
+            if w <= 0:
+                continue
+            logits = scale * (k @ q[i, t])  # [Bi, P]
+            prob = torch.softmax(logits.flatten(), dim=0).reshape(logits.shape)
+            total += w * -math.log(float(prob[positives[i]].sum()))
+            norm += w
+        per_text.append(total / norm)
+    return torch.tensor(per_text, dtype=torch.float64).mean()
+
+
+def test_mil_token_loss_matches_a_naive_loop_across_chunks() -> None:
+    from mmclip.models.local import mil_token_loss
+
+    g = torch.Generator().manual_seed(3)
+    q = _unit(5, 6, 8, generator=g)
+    k = _unit(5, 7, 8, generator=g)
+    weight = _focus_weights(g)
+    positives = torch.eye(5, dtype=torch.bool)
+    positives[0, 3] = positives[3, 0] = True
+    expected = _naive_mil(q, weight, k, positives, 4.0)
+    for chunk in (5 * 4 * 7, 1 << 24):
+        got = mil_token_loss(q, weight, k, positives, 4.0, chunk_elements=chunk)
+        torch.testing.assert_close(got.double(), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_mil_loss_module_uses_label_positives_and_trains_the_attention_scale() -> None:
+    g = torch.Generator().manual_seed(4)
+    q = torch.randn(4, 5, 8, generator=g, requires_grad=True)
+    k = torch.randn(4, 6, 8, generator=g, requires_grad=True)
+    weight = torch.zeros(4, 5)
+    weight[:, 1:3] = 1.0
+    loss_fn = LocalAlignmentLoss(LocalConfig(kind="mil", init_attention_temperature=0.25))
+    labels = torch.tensor([7, 7, -1, 2])
+    loss = loss_fn(q, weight, k, labels)
+    positives = contrastive_targets(labels, 4, torch.device("cpu")) > 0
+    expected = _naive_mil(
+        F.normalize(q.detach(), dim=-1), weight, F.normalize(k.detach(), dim=-1), positives, 4.0
+    )
+    torch.testing.assert_close(loss.double(), expected, atol=1e-5, rtol=1e-5)
+    loss.backward()
+    assert loss_fn.attention_logit_scale.grad is not None
+    assert float(loss_fn.attention_logit_scale.grad.abs()) > 0
+    assert q.grad is not None and float(q.grad.abs().sum()) > 0
