@@ -99,16 +99,27 @@ def _records(source: str, root: str, split: str, options: dict[str, Any] | None 
     return records
 
 
-def _findings(args: argparse.Namespace, records: Sequence[Any]) -> list[str]:
+def _findings(
+    args: argparse.Namespace, records: Sequence[Any], need_prompts: bool = True
+) -> list[str]:
+    """The findings to evaluate: ``--findings`` (checked) or those labelled in the data.
+
+    Zero-shot needs prompt phrases (or ``No Finding``: normal vs abnormal); the linear probe
+    and fine-tuning only need the label in the data.
+    """
+    from mmclip.data.records import NO_FINDING
     from mmclip.eval.suite import default_findings
     from mmclip.text.prompts import FINDING_PHRASES
 
     if args.findings:
-        unknown = [f for f in args.findings if f not in FINDING_PHRASES]
-        if unknown:
-            raise CLIError(
-                f"no prompts for finding(s) {unknown}; known: {', '.join(sorted(FINDING_PHRASES))}"
-            )
+        if need_prompts:
+            known = {*FINDING_PHRASES, NO_FINDING}
+            unknown = [f for f in args.findings if f not in known]
+            if unknown:
+                raise CLIError(
+                    f"no prompts for finding(s) {unknown} (zero-shot needs them; the probe "
+                    f"and fine-tuning do not); known: {', '.join(sorted(known))}"
+                )
         return list(args.findings)
     if args.source == "synthetic":
         return list(SYNTHETIC_FINDINGS)
@@ -297,7 +308,9 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval_setup(args: argparse.Namespace, need_train: bool) -> tuple[Any, list, list, list[str]]:
+def _eval_setup(
+    args: argparse.Namespace, need_train: bool, need_prompts: bool = True
+) -> tuple[Any, list, list, list[str]]:
     _set_threads(args.threads)
     model = _load_model(args.model, args.device)
     options = _parse_options(args.option)
@@ -307,7 +320,7 @@ def _eval_setup(args: argparse.Namespace, need_train: bool) -> tuple[Any, list, 
         train = _image_records(
             _records(args.source, args.root, args.train_split, options), "training"
         )
-    findings = _findings(args, test)
+    findings = _findings(args, test, need_prompts=need_prompts)
     return model, train, test, findings
 
 
@@ -315,7 +328,9 @@ def _run_eval(args: argparse.Namespace, title: str, **parts: bool) -> int:
     from mmclip.eval.suite import SuiteOptions, run_suite
 
     need_train = parts.get("probe", False) or parts.get("finetune", False)
-    model, train, test, findings = _eval_setup(args, need_train)
+    model, train, test, findings = _eval_setup(
+        args, need_train, need_prompts=parts.get("zero_shot", False)
+    )
     defaults = {
         "zero_shot": False,
         "probe": False,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,8 +15,16 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from mmclip.data import LoaderConfig, TransformConfig, XrayLoader, XrayRecord
+from mmclip.data.records import NO_FINDING
 
-__all__ = ["encode_records", "encode_texts", "label_matrix", "load_images", "model_device"]
+__all__ = [
+    "encode_records",
+    "encode_texts",
+    "label_matrix",
+    "load_images",
+    "model_device",
+    "no_finding_label",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +124,8 @@ def label_matrix(
 ) -> NDArray[np.float64]:
     """Ground truth per finding: 1 positive, 0 negative or unmentioned, NaN = left out.
 
+    ``No Finding`` is normal vs abnormal (:func:`no_finding_label`).
+
     Args:
         uncertain: what an uncertain (-1) label counts as: ``positive``, ``negative`` or
             ``ignore`` (NaN: the sample is left out of that finding's metrics).
@@ -128,6 +139,24 @@ def label_matrix(
     out = np.zeros((len(records), len(findings)), dtype=np.float64)
     for i, record in enumerate(records):
         for j, finding in enumerate(findings):
+            if finding == NO_FINDING:
+                out[i, j] = no_finding_label(record.labels)
+                continue
             value = record.labels.get(finding, 0)
             out[i, j] = mapped if value == -1 else float(value)
     return out
+
+
+def no_finding_label(labels: Mapping[str, Any]) -> float:
+    """Normal (1) vs abnormal (0) of a record's labels; NaN when it has no labels.
+
+    An explicit ``No Finding`` label wins; otherwise a record is abnormal when any finding is
+    positive or uncertain, and normal when every labelled finding is negative.
+    """
+    explicit = labels.get(NO_FINDING)
+    if explicit is not None and explicit == explicit:
+        return 1.0 if explicit == 1 else 0.0
+    values = [v for k, v in labels.items() if k != NO_FINDING and v is not None and v == v]
+    if not values:
+        return math.nan
+    return 0.0 if any(v in (1, -1) for v in values) else 1.0

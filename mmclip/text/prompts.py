@@ -180,11 +180,24 @@ def zero_shot_prompts(finding: str) -> dict[str, list[str]]:
 
     ``{"positive": [...], "negative": [...]}``: every positive template with every phrase, and
     every negative template with every phrase (plus the normal-study prompts for negatives).
+    ``"No Finding"`` is normal vs abnormal: the normal-study prompts against the positive
+    prompts of every finding.
     """
+    if finding == NO_FINDING:
+        # Normal vs abnormal (as CheXzero): the normal-study prompts against every finding's
+        # default phrase in every positive template.
+        abnormal = [
+            _fill(t, phrases[0])
+            for name, phrases in FINDING_PHRASES.items()
+            if name != NO_FINDING
+            for t in POSITIVE_TEMPLATES
+        ]
+        return {"positive": list(NORMAL_PROMPTS), "negative": list(dict.fromkeys(abnormal))}
     phrases = FINDING_PHRASES.get(finding)
     if phrases is None:
         raise ValueError(
-            f"no prompt phrases for finding {finding!r}; known: {sorted(FINDING_PHRASES)}"
+            f"no prompt phrases for finding {finding!r}; known: "
+            f"{sorted([*FINDING_PHRASES, NO_FINDING])}"
         )
     unique = tuple(dict.fromkeys(phrases))
     positive = [_fill(t, p) for p in unique for t in POSITIVE_TEMPLATES]

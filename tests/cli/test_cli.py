@@ -658,3 +658,62 @@ def test_zeroshot_multiclass_writes_json_markdown_and_roc(capsys, tmp_path, run_
     markdown = (out / "results.md").read_text()
     assert "multi-class" in markdown and "top-1 accuracy" in markdown
     assert (out / "roc_zeroshot.png").stat().st_size > 0
+
+
+def test_no_finding_is_a_zero_shot_and_probe_target(capsys, tmp_path, run_dir, dataset) -> None:
+    """`No Finding` (normal vs abnormal) needs no finding phrases; the probe needs none at all."""
+    for command in ("zeroshot", "probe"):
+        out = tmp_path / command
+        code, _, err = run_cli(
+            capsys,
+            command,
+            "--model",
+            str(run_dir),
+            "--root",
+            str(dataset),
+            "--split",
+            "all",
+            *(["--train-split", "all"] if command == "probe" else []),
+            "--findings",
+            "No Finding",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        )
+        assert code == 0, err
+        results = json.loads((out / "results.json").read_text())
+        if command == "zeroshot":
+            scored = results["zero_shot"]["findings"]["No Finding"]
+            assert 0 < scored["n_positive"] < scored["n"]  # normal vs abnormal, both present
+            assert scored["auroc"] is not None
+        else:
+            assert results["linear_probe"]["findings"] == ["No Finding"]
+
+
+def test_the_probe_accepts_a_label_without_prompt_phrases(capsys, tmp_path, run_dir) -> None:
+
+    root = tmp_path / "data"
+    synthetic.write_dataset(root, n=16, size=48, seed=2)
+    manifest = root / "manifest.jsonl"
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    for i, row in enumerate(rows):
+        row.setdefault("labels", {})["Rare Thing"] = i % 2
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    base = ["--model", str(run_dir), "--root", str(root), "--split", "all", "--device", "cpu"]
+    code, _, err = run_cli(
+        capsys,
+        "probe",
+        *base,
+        "--train-split",
+        "all",
+        "--findings",
+        "Rare Thing",
+        "--out",
+        str(tmp_path / "probe"),
+    )
+    assert code == 0, err
+    code, _, err = run_cli(
+        capsys, "zeroshot", *base, "--findings", "Rare Thing", "--out", str(tmp_path / "zs")
+    )
+    assert code == 2 and "zero-shot needs them" in err
