@@ -340,7 +340,10 @@ def _pointing_accuracy(
 
 
 @pytest.mark.usefixtures("one_thread")
-def test_local_loss_learns_to_point_at_a_planted_lesion_patch() -> None:
+@pytest.mark.parametrize(("kind", "temperature"), [("attention", 2.0), ("mil", 0.25)])
+def test_local_loss_learns_to_point_at_a_planted_lesion_patch(
+    kind: str, temperature: float
+) -> None:
     """Each image is noise patches plus one lesion patch, at a random place, carrying a
     vector specific to its finding; its text has one focus token, fixed and random per
     finding, among weight-0 filler. A linear projection of the patch features, trained by
@@ -352,7 +355,7 @@ def test_local_loss_learns_to_point_at_a_planted_lesion_patch() -> None:
     filler = F.normalize(torch.randn(EMBED), dim=-1)
     proj = torch.nn.Linear(FEAT, EMBED, bias=False)
     # a soft initial token → patch softmax, so that every lesion gets a gradient at first
-    loss_fn = LocalAlignmentLoss(LocalConfig(kind="attention", init_attention_temperature=2.0))
+    loss_fn = LocalAlignmentLoss(LocalConfig(kind=kind, init_attention_temperature=temperature))
     before = _pointing_accuracy(
         proj, lesion_vectors, tokens, filler, float(loss_fn.attention_scale().detach())
     )
