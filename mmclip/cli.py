@@ -346,6 +346,7 @@ def _run_eval(args: argparse.Namespace, title: str, **parts: bool) -> int:
         fractions=tuple(getattr(args, "fractions", (0.01, 0.1, 1.0))),
         seeds=tuple(getattr(args, "seeds", (0, 1, 2))),
         backend=args.backend,
+        baselines=tuple(getattr(args, "baselines", ())),
     )
     if parts.get("finetune"):
         from mmclip.eval.finetune import FinetuneConfig
@@ -759,6 +760,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0], help="label fractions"
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="subset seeds")
+    p.add_argument(
+        "--baselines",
+        nargs="+",
+        default=[],
+        choices=["random-init", "pixel-pca", "efficientnet-lite0"],
+        metavar="NAME",
+        help="also probe these baselines in the same run: random-init, pixel-pca, "
+        "efficientnet-lite0 (the `baselines` extra)",
+    )
     p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser(

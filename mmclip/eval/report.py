@@ -15,6 +15,7 @@ from .retrieval import RetrievalResult
 from .zeroshot import ZeroShotResult
 
 __all__ = [
+    "baseline_table",
     "fewlabel_table",
     "lesion_table",
     "retrieval_table",
@@ -68,6 +69,22 @@ def fewlabel_table(result: FewLabelResult) -> str:
         lines.append(
             f"| {100 * fraction:g}% | {n} | {_f(mean)} ± {_f(std)} | " + " | ".join(cells) + " |"
         )
+    return "\n".join(lines)
+
+
+def baseline_table(probes: Mapping[str, FewLabelResult]) -> str:
+    """Method | mean AUROC ± std at each label fraction."""
+    fractions = list(next(iter(probes.values())).fractions)
+    lines = [
+        "| features | " + " | ".join(f"{100 * f:g}% labels" for f in fractions) + " |",
+        "|---|" + "---|" * len(fractions),
+    ]
+    for name, probe in probes.items():
+        cells = []
+        for fraction in fractions:
+            mean, std = probe.fractions[fraction]["mean_auroc"]
+            cells.append(f"{_f(mean)} ± {_f(std)}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -19,8 +19,9 @@ from .embed import encode_records, label_matrix, load_images
 from .finetune import FinetuneConfig, finetune
 from .masks import guided_masks, lesion_overlap, lesion_patches, load_lesion_masks
 from .plots import plot_attmim_masks, plot_roc_curves
-from .probe import DEFAULT_FRACTIONS, DEFAULT_SEEDS, linear_probe
+from .probe import DEFAULT_FRACTIONS, DEFAULT_SEEDS, FewLabelResult, linear_probe
 from .report import (
+    baseline_table,
     fewlabel_table,
     lesion_table,
     retrieval_table,
@@ -61,6 +62,9 @@ class SuiteOptions:
         finetune_config: fine-tuning hyper-parameters.
         backend: image decoding backend.
         seed: bootstrap and mask seed.
+        baselines: baselines probed beside the model, in the same run
+            (:data:`mmclip.eval.baselines.BASELINES`: ``random-init``, ``pixel-pca``,
+            ``efficientnet-lite0``).
     """
 
     zero_shot: bool = True
@@ -76,6 +80,7 @@ class SuiteOptions:
     finetune_config: FinetuneConfig = field(default_factory=FinetuneConfig)
     backend: str = "auto"
     seed: int = 0
+    baselines: Sequence[str] = ()
 
 
 @dataclass
@@ -165,6 +170,38 @@ def _mask_section(
     )
 
 
+def _baseline_section(
+    model: Any,
+    train: Sequence[XrayRecord],
+    test_images: torch.Tensor,
+    train_y: Any,
+    test_y: Any,
+    findings: Sequence[str],
+    ours: FewLabelResult,
+    options: SuiteOptions,
+    results: dict[str, Any],
+    sections: dict[str, str],
+) -> None:
+    """The same probes on the features of each baseline, and one table with the model's."""
+    from .baselines import baseline_features
+
+    train_images = load_images(model, train, backend=options.backend)
+    probes: dict[str, FewLabelResult] = {"mmclip (this model)": ours}
+    for name in options.baselines:
+        train_x, test_x = baseline_features(name, model, train_images, test_images)
+        probes[name] = linear_probe(
+            train_x, train_y, test_x, test_y, findings, options.fractions, options.seeds
+        )
+    results["linear_probe_baselines"] = {
+        name: probe.to_dict() for name, probe in probes.items() if probe is not ours
+    }
+    sections["Linear probe against baselines"] = (
+        "The same logistic-regression probes on the features of what one would use instead "
+        "of pre-training (`mmclip.eval.baselines`); mean test AUROC over the findings, "
+        "mean ± std over seeds.\n\n" + baseline_table(probes)
+    )
+
+
 def run_suite(
     model: Any,
     train: Sequence[XrayRecord],
@@ -231,6 +268,19 @@ def run_suite(
             "Logistic regression on frozen image embeddings; test AUROC, mean ± std over "
             f"seeds {list(options.seeds)} (stratified label subsets).\n\n" + fewlabel_table(probe)
         )
+        if options.baselines:
+            _baseline_section(
+                model,
+                train,
+                test_images,
+                train_y,
+                test_y,
+                findings,
+                probe,
+                options,
+                results,
+                sections,
+            )
     if options.finetune and train:
         train_images = load_images(model, train, backend=options.backend)
         ft = finetune(

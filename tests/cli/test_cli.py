@@ -717,3 +717,37 @@ def test_the_probe_accepts_a_label_without_prompt_phrases(capsys, tmp_path, run_
         capsys, "zeroshot", *base, "--findings", "Rare Thing", "--out", str(tmp_path / "zs")
     )
     assert code == 2 and "zero-shot needs them" in err
+
+
+def test_probe_with_baselines_puts_them_in_the_same_table(capsys, tmp_path, run_dir, dataset):
+    out = tmp_path / "probe"
+    code, _, err = run_cli(
+        capsys,
+        "probe",
+        "--model",
+        str(run_dir),
+        "--root",
+        str(dataset),
+        "--split",
+        "all",
+        "--train-split",
+        "all",
+        "--findings",
+        "No Finding",
+        "--fractions",
+        "1",
+        "--seeds",
+        "0",
+        "--baselines",
+        "random-init",
+        "pixel-pca",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    )
+    assert code == 0, err
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["linear_probe_baselines"]) == {"random-init", "pixel-pca"}
+    table = (out / "results.md").read_text()
+    assert "| mmclip (this model) |" in table and "| pixel-pca |" in table
