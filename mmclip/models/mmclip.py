@@ -410,11 +410,18 @@ class MMCLIPModel(nn.Module):
                     pair_labels,
                 )
             elif guided or mlm_cross:
+                # The guidance reads `guide_depth` blocks; EntMLM's memory is always the last
+                # block's states (a speed knob of the guidance must not change the MLM task).
+                depth = cfg.attmim.guide_depth
                 with torch.set_grad_enabled(
                     torch.is_grad_enabled() and not cfg.entmlm.detach_image
                 ):
-                    patch_states = self.visual(images, depth=cfg.attmim.guide_depth).tokens
-                    guide_states = patch_states
+                    if mlm_cross:
+                        view = self.visual(images, intermediate=depth)
+                        patch_states = view.tokens
+                        guide_states = view.intermediate if depth is not None else view.tokens
+                    else:
+                        guide_states = self.visual(images, depth=depth).tokens
             if want_mim:
                 assert text_states is not None
                 mim_paired = self.attmim(

@@ -237,3 +237,32 @@ def test_vit_intermediate_states_are_the_normed_states_of_a_shallower_pass() -> 
     assert vit(images).intermediate is None
     with pytest.raises(ValueError, match="intermediate"):
         vit(images, depth=2, intermediate=3)
+
+
+def test_entmlm_memory_is_the_last_block_whatever_guide_depth() -> None:
+    """guide_depth (the guidance's depth) must not truncate EntMLM's image memory."""
+    from mmclip.batch import SampleKind
+
+    from .helpers import make_batch, make_tokenizer, tiny_model
+
+    tokenizer = make_tokenizer()
+    for local in (0.0, 1.0):
+        model = tiny_model(
+            tokenizer,
+            attmim__guide_warmup_steps=0,
+            attmim__tau_anneal_steps=1,
+            attmim__guide_depth=1,
+            loss_weights__local=local,
+        )
+        memories: list[Tensor] = []
+        handle = model.entmlm.blocks[0].register_forward_hook(
+            lambda module, args, kwargs, out: memories.append(kwargs["context"]),
+            with_kwargs=True,
+        )
+        batch = make_batch(tokenizer, [SampleKind.PAIRED] * 3, image_size=32)
+        model(batch, step=10, generator=torch.Generator().manual_seed(0))
+        handle.remove()
+        with torch.no_grad():
+            full = model.visual(batch.images).tokens
+        assert len(memories) == 1
+        torch.testing.assert_close(memories[0], full, msg=f"local={local}")
