@@ -73,6 +73,7 @@ def guided_masks(
     """
     from mmclip.data import RadiologyTextEncoder
     from mmclip.models import guidance_token_weights
+    from mmclip.models.attmim import dilate_scores
     from mmclip.ops import attention_guided_mask
 
     if images.shape[0] != len(texts):
@@ -100,7 +101,10 @@ def guided_masks(
     tau = float(cfg.attmim.tau_final if tau is None else tau)
     ratio = cfg.attmim.mask_ratio
     generator = torch.Generator(device=device).manual_seed(seed)
-    _, _, guided = attention_guided_mask(scores, ratio, tau, generator=generator)
+    sampling = scores
+    if not math.isinf(tau):
+        sampling = dilate_scores(scores, model.visual.grid_size, cfg.attmim.mask_dilation)
+    _, _, guided = attention_guided_mask(sampling, ratio, tau, generator=generator)
     generator = torch.Generator(device=device).manual_seed(seed + 1)
     _, _, random = attention_guided_mask(scores, ratio, math.inf, generator=generator)
     return GuidedMasks(scores.cpu(), guided.cpu(), random.cpu(), tau, model.visual.grid_size)

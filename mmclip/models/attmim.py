@@ -30,7 +30,7 @@ from .config import AttMIMConfig
 from .fusion import TransformerBlock, init_weights, sincos_pos_embed_2d
 from .vit import VisionTransformer, patchify
 
-__all__ = ["AttMIM", "MIMDecoder", "MIMOutput", "tau_schedule"]
+__all__ = ["AttMIM", "MIMDecoder", "MIMOutput", "dilate_scores", "tau_schedule"]
 
 DEFAULT_GUIDE_SCALE = 1.0 / 0.07
 
@@ -58,6 +58,34 @@ def tau_schedule(step: int, tau_final: float, warmup_steps: int, anneal_steps: i
     if frac <= 0.0:
         return math.inf
     return tau_final / frac
+
+
+def dilate_scores(scores: Tensor, grid: int, kernel: int) -> Tensor:
+    """Spread each patch's guidance to its neighbours before the mask is drawn.
+
+    Morphological dilation on the patch grid: every patch takes the highest score of its
+    ``kernel × kernel`` neighbourhood, then rows are renormalised. The text points at part of
+    a lesion; a lesion is contiguous, so masking the neighbourhood of what it points at covers
+    more of it (``attmim.mask_dilation``; the attention map itself is unchanged).
+
+    Args:
+        scores (Tensor[B, P]): guidance scores, ``P = grid²``.
+        grid: patches per side.
+        kernel: odd neighbourhood size; 1 (or less) returns ``scores`` unchanged.
+
+    Returns:
+        Tensor[B, P] float32, rows summing to 1.
+    """
+    if kernel <= 1:
+        return scores
+    if kernel % 2 == 0:
+        raise ValueError(f"mask_dilation must be odd; got {kernel}")
+    if scores.shape[-1] != grid * grid:
+        raise ValueError(f"scores have {scores.shape[-1]} patches, not grid² = {grid * grid}")
+    spread = F.max_pool2d(
+        scores.float().view(-1, 1, grid, grid), kernel, stride=1, padding=kernel // 2
+    ).flatten(1)
+    return spread / spread.sum(dim=1, keepdim=True).clamp_min(1e-12)
 
 
 @dataclass
@@ -348,8 +376,11 @@ class AttMIM(nn.Module):
             scores = self.guidance_scores(
                 images, text_states, text_weight, guide_states, guide_scale
             )
+        sampling = scores
+        if not math.isinf(tau_used):
+            sampling = dilate_scores(scores, self.encoder.grid_size, self.config.mask_dilation)
         keep_idx, mask_idx, mask = attention_guided_mask(
-            scores, self.config.mask_ratio, tau_used, generator=generator
+            sampling, self.config.mask_ratio, tau_used, generator=generator
         )
         encoded = self.encoder(images, keep_idx=keep_idx)
         context = context_mask = None

@@ -144,6 +144,8 @@ class AttMIMConfig:
         guide_scale: logit scale of the patch–token similarities in the guidance;
             None = the local term's attention scale when it is on, else the contrastive
             loss's current logit scale (``1 / 0.07`` standalone).
+        mask_dilation: odd neighbourhood size of the dilation of the guidance before the
+            mask is drawn (:func:`~mmclip.models.attmim.dilate_scores`; 1 = off).
         decoder_width, decoder_depth, decoder_heads: the light image decoder.
         decoder_cross_attention: decoder blocks attend to the text states.
         detach_text: stop gradients from the decoder into the text states.
@@ -159,6 +161,7 @@ class AttMIMConfig:
     context_weight: float = 0.0
     guide_depth: int | None = None
     guide_scale: float | None = None
+    mask_dilation: int = 1
     decoder_width: int = 512
     decoder_depth: int = 4
     decoder_heads: int = 16

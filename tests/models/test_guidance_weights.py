@@ -267,3 +267,21 @@ def test_entmlm_memory_is_the_last_block_whatever_guide_depth() -> None:
             full = model.visual(batch.images).tokens
         assert len(memories) == 1
         torch.testing.assert_close(memories[0], full, msg=f"local={local}")
+
+
+def test_dilate_scores_spreads_a_peak_to_its_neighbours() -> None:
+    from mmclip.models.attmim import dilate_scores
+
+    scores = torch.full((1, 16), 0.01)
+    scores[0, 5] = 0.85  # row 1, column 1 of a 4 x 4 grid
+    scores = scores / scores.sum()
+    out = dilate_scores(scores, 4, 3)
+    grid = out.view(4, 4)
+    high = grid > grid.min() + 1e-6
+    expected = torch.zeros(4, 4, dtype=torch.bool)
+    expected[0:3, 0:3] = True  # the 3 x 3 neighbourhood of (1, 1)
+    assert torch.equal(high, expected)
+    torch.testing.assert_close(out.sum(dim=1), torch.ones(1))
+    assert dilate_scores(scores, 4, 1) is scores
+    with pytest.raises(ValueError, match="odd"):
+        dilate_scores(scores, 4, 2)
