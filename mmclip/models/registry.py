@@ -139,6 +139,9 @@ def _tiny() -> MMCLIPConfig:
             mask_ratio=0.5,
             guide_depth=1,
             guide_scale=30.0,
+            # Draw the mask around what the text points at (a lesion is contiguous):
+            # lesion-hit 0.91 vs 0.73 without, same model and seed (docs/models.md).
+            mask_dilation=3,
             decoder_width=128,
             decoder_depth=1,
             decoder_heads=4,
