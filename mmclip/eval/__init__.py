@@ -10,7 +10,7 @@ Example::
     model = MMCLIPModel.from_pretrained("runs/demo/model")
     test = load_records("synthetic", "data/synthetic", split="test")
     result = evaluate_zero_shot(model, test, ["Cardiomegaly", "Pleural Effusion"])
-    print(result.mean_auroc)
+    mean_auroc = result.mean_auroc
 """
 
 from .embed import encode_records, encode_texts, label_matrix, load_images

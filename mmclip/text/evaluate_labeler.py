@@ -249,14 +249,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.data, uncertain_positive=args.uncertain == "positive", min_support=args.min_support
         )
     except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"error: {exc}\n")
         return 2
     table = to_markdown(result)
-    print(
+    sys.stdout.write(
         f"Open-i (IU) gold standard: {result.n_reports} reports; uncertain counted as "
-        f"{args.uncertain}"
+        f"{args.uncertain}\n{table}\n"
     )
-    print(table)
     if args.json:
         args.json.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
     if args.markdown:
