@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from mmclip.eval.ablation import write_ablation
+
 logger = logging.getLogger("attmim_ablation")
 
 VARIANTS: dict[str, tuple[str, list[str]]] = {
@@ -91,51 +93,6 @@ def run_one(out: Path, variant: str, seed: int, extra: list[str]) -> dict[str, f
     }
 
 
-def summarise(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for one value)."""
-    n = len(values)
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return mean, sd
-
-
-def write_outputs(out: Path, table: dict[str, dict[str, list[float]]], seeds: list[int]) -> None:
-    """ablation.json, ablation.md and ablation.png."""
-    (out / "ablation.json").write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
-    lines = [
-        "| variant | " + " | ".join(title for _, title in COLUMNS) + " |",
-        "|---|" + "---|" * len(COLUMNS),
-    ]
-    for variant, columns in table.items():
-        cells = []
-        for key, _ in COLUMNS:
-            mean, sd = summarise(columns[key])
-            cells.append(f"{mean:.3f} ± {sd:.3f}")
-        lines.append(f"| {variant}: {VARIANTS[variant][0]} | " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append(f"Mean ± sd over seeds {seeds} (`mmclip demo --seed S`, data and model seeded).")
-    (out / "ablation.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(COLUMNS), figsize=(3.2 * len(COLUMNS), 3.4), dpi=110)
-    names = list(table)
-    for ax, (key, title) in zip(axes, COLUMNS, strict=True):
-        stats = [summarise(table[v][key]) for v in names]
-        ax.bar(range(len(names)), [m for m, _ in stats], yerr=[s for _, s in stats], capsize=3)
-        for i, v in enumerate(names):
-            ax.scatter([i] * len(table[v][key]), table[v][key], color="k", s=8, zorder=3)
-        ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=7)
-        ax.set_title(title, fontsize=8)
-    fig.suptitle("AttMIM ablation on the demo's synthetic X-rays (mean ± sd over seeds)")
-    fig.tight_layout()
-    fig.savefig(out / "ablation.png")
-    plt.close(fig)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="attmim-ablation", help="output folder")
@@ -165,7 +122,14 @@ def main(argv: list[str] | None = None) -> int:
             for key, _ in COLUMNS:
                 table[variant][key].append(measures[key])
             done += 1
-        write_outputs(out, table, args.seeds)
+        write_ablation(
+            out,
+            table,
+            COLUMNS,
+            {name: description for name, (description, _) in VARIANTS.items()},
+            "AttMIM ablation on the demo's synthetic X-rays (mean ± sd over seeds)",
+            f"Mean ± sd over seeds {args.seeds} (`mmclip demo --seed S`, data and model seeded).",
+        )
     logger.info("table: %s", out / "ablation.md")
     return 0
 

@@ -30,6 +30,7 @@ from .metrics import (
 )
 from .plots import plot_attmim_masks, plot_loss_curve, plot_roc_curves
 from .probe import FewLabelResult, linear_probe, stratified_subset
+from .public_cxr import PublicEvaluation, evaluate_public_cxr, public_summary
 from .report import (
     fewlabel_table,
     lesion_table,
@@ -54,6 +55,7 @@ __all__ = [
     "GuidedMasks",
     "ImageClassifier",
     "LesionOverlap",
+    "PublicEvaluation",
     "RetrievalResult",
     "ZeroShotResult",
     "accuracy",
@@ -62,6 +64,7 @@ __all__ = [
     "build_classifier",
     "encode_records",
     "encode_texts",
+    "evaluate_public_cxr",
     "evaluate_retrieval",
     "evaluate_zero_shot",
     "f1_score",
@@ -80,6 +83,7 @@ __all__ = [
     "plot_loss_curve",
     "plot_roc_curves",
     "precision_recall",
+    "public_summary",
     "recall_at_k",
     "retrieval_metrics",
     "retrieval_table",

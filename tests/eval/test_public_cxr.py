@@ -1,0 +1,85 @@
+"""The public real-data evaluation: its summary, the ablation table, and a run on shared data."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from mmclip.eval.ablation import mean_sd, write_ablation
+from mmclip.eval.public_cxr import evaluate_public_cxr, public_summary
+
+
+def _zero_shot(finding: str, auroc: float) -> dict:
+    return {"findings": {finding: {"auroc": auroc, "auroc_ci": [auroc - 0.1, auroc + 0.1]}}}
+
+
+def test_public_summary_flattens_the_headline_figures_with_intervals() -> None:
+    kermany = {
+        "zero_shot": {
+            "findings": {
+                "Pneumonia": {"auroc": 0.8, "auroc_ci": [0.7, 0.9]},
+                "No Finding": {"auroc": 0.75, "auroc_ci": [0.6, 0.85]},
+            }
+        },
+        "linear_probe": {
+            "fractions": {"0.01": {"mean_auroc": [0.6, 0.02]}, "1": {"mean_auroc": [0.9, 0.0]}}
+        },
+        "linear_probe_baselines": {"pixel-pca": {"fractions": {"1": {"mean_auroc": [0.85, 0.0]}}}},
+    }
+    covid = {
+        "zero_shot": _zero_shot("COVID-19", 0.7),
+        "retrieval": {"image_to_text": {"R@5": 0.2}, "text_to_image": {"R@5": 0.25}},
+    }
+    out = public_summary(kermany, covid)
+    assert out["kermany_zs_pneumonia"] == 0.8
+    assert (out["kermany_zs_pneumonia_low"], out["kermany_zs_pneumonia_high"]) == (0.7, 0.9)
+    assert out["kermany_zs_normal"] == 0.75
+    assert out["kermany_probe_mmclip_0.01"] == 0.6 and out["kermany_probe_mmclip_1"] == 0.9
+    assert out["kermany_probe_pixel-pca_1"] == 0.85
+    assert math.isclose(out["covid_zs_low"], 0.6)
+    assert out["covid_image_to_text_R@5"] == 0.2 and out["covid_text_to_image_R@5"] == 0.25
+    assert public_summary({}, {}) == {}
+
+
+def test_mean_sd_is_the_sample_sd_of_the_finite_values() -> None:
+    assert mean_sd([1.0, 3.0]) == (2.0, math.sqrt(2.0))
+    assert mean_sd([2.0, float("nan")]) == (2.0, 0.0)
+    assert all(math.isnan(v) for v in mean_sd([]))
+
+
+def test_write_ablation_writes_the_table_json_and_plot(tmp_path) -> None:
+    table = {"full": {"a": [0.8, 0.82]}, "uniform": {"a": [0.7]}}
+    paths = write_ablation(
+        tmp_path, table, [("a", "measure A")], {"full": "the recipe"}, "title", "footer line"
+    )
+    text = paths["markdown"].read_text(encoding="utf-8")
+    assert "| full: the recipe | 0.810 ± 0.014 |" in text
+    assert "| uniform | 0.700 ± 0.000 |" in text and text.rstrip().endswith("footer line")
+    assert json.loads(paths["json"].read_text(encoding="utf-8")) == table
+    assert paths["plot"].stat().st_size > 0
+
+
+def test_evaluate_public_cxr_names_the_folder_it_needs(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="kermany-pneumonia"):
+        evaluate_public_cxr(None, tmp_path, tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_evaluate_public_cxr_on_the_shared_data(shared_data, tmp_path) -> None:
+    from mmclip.models import create_model
+    from tests.models.helpers import make_tokenizer
+
+    model = create_model("mmclip-tiny", tokenizer=make_tokenizer()).eval()
+    result = evaluate_public_cxr(
+        model, shared_data, tmp_path, baselines=["pixel-pca"], n_resamples=20, seeds=(0,)
+    )
+    summary = result.summary
+    for key in ("kermany_zs_pneumonia", "kermany_probe_mmclip_1", "covid_zs"):
+        assert 0.0 <= summary[key] <= 1.0
+    assert summary["kermany_zs_pneumonia_low"] <= summary["kermany_zs_pneumonia"]
+    # the raw-pixel probe separates pediatric pneumonia well above chance
+    assert summary["kermany_probe_pixel-pca_1"] > 0.8
+    assert (tmp_path / "kermany" / "results.md").is_file()
+    assert (tmp_path / "covid" / "results.json").is_file()
