@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import logging
 import threading
+import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 __all__ = [
     "OpsUnavailableError",
+    "build_mismatch",
     "has_ops",
     "load_error",
     "require_ops",
@@ -36,7 +40,44 @@ class OpsUnavailableError(RuntimeError):
     """The compiled operator library ``mmclip._C`` could not be loaded."""
 
 
-def _load() -> tuple[bool, str | None]:
+BUILD_INFO = Path(__file__).resolve().parent.parent / "_build_info.json"
+"""Written by ``setup.py`` beside ``mmclip._C``: the torch (and CUDA) it was built with."""
+
+
+def build_mismatch(info_path: Path, torch_version: str, cuda_version: str | None) -> str | None:
+    """Why the library recorded in ``info_path`` cannot run with this torch, or None.
+
+    Args:
+        info_path: ``_build_info.json`` (absent for builds that predate it: not checked).
+        torch_version, cuda_version: the running torch's ``__version__`` and
+            ``version.cuda``.
+    """
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        return f"its build record {info_path} is unreadable ({error})"
+    built = str(info.get("torch"))
+    built_cuda = info.get("cuda")
+    if built != torch_version:
+        return f"mmclip._C was built against torch {built} but torch {torch_version} is installed"
+    if built_cuda is not None and built_cuda != cuda_version:
+        return (
+            f"mmclip._C was built with CUDA {built_cuda} but torch {torch_version} uses "
+            f"CUDA {cuda_version}"
+        )
+    return None
+
+
+def _load(info_path: Path = BUILD_INFO) -> tuple[bool, str | None]:
+    import torch
+
+    mismatch = build_mismatch(info_path, torch.__version__, torch.version.cuda)
+    if mismatch is not None:
+        message = f"{mismatch}; the operators fall back to the PyTorch references: {REBUILD_HINT}"
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+        return False, message
     try:
         importlib.import_module("mmclip._C")
     except (ImportError, OSError) as error:  # missing or ABI-incompatible build
