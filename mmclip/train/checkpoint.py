@@ -33,6 +33,7 @@ import torch
 __all__ = [
     "CheckpointError",
     "LoadedCheckpoint",
+    "UnreadableCheckpointError",
     "atomic_write_bytes",
     "capture_rng_state",
     "checkpoint_dir",
@@ -42,6 +43,7 @@ __all__ = [
     "prune_checkpoints",
     "publish_checkpoint",
     "restore_rng_state",
+    "step_checkpoints",
     "write_checkpoint_files",
 ]
 
@@ -56,6 +58,10 @@ _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 class CheckpointError(ValueError):
     """A missing, incomplete or incompatible checkpoint."""
+
+
+class UnreadableCheckpointError(CheckpointError):
+    """A checkpoint file that is missing, truncated or corrupt."""
 
 
 def checkpoint_dir(out_dir: str | Path) -> Path:
@@ -244,10 +250,37 @@ def prune_checkpoints(out_dir: str | Path, keep: int) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def step_checkpoints(out_dir: str | Path) -> list[Path]:
+    """The complete ``step-N`` folders of a run (trainer state, weights, config), oldest first."""
+    root = checkpoint_dir(out_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for path in root.iterdir():
+        match = _STEP_DIR.match(path.name)
+        needed = (TRAINER_STATE, "model.safetensors", "config.json")
+        if match and path.is_dir() and all((path / n).is_file() for n in needed):
+            found.append((int(match.group(1)), path))
+    return [path for _, path in sorted(found)]
+
+
 def latest_checkpoint(out_dir: str | Path) -> Path | None:
-    """The checkpoint ``latest`` names, or ``None`` when the run has none."""
+    """The checkpoint ``latest`` names, or ``None`` when the run has none.
+
+    When ``latest`` is missing but complete ``step-N`` folders exist (a copied or partly
+    deleted run), the newest of them, with a warning: the run is not mistaken for an empty
+    directory (which a new run would overwrite).
+    """
     pointer = checkpoint_dir(out_dir) / LATEST
     if not pointer.is_file():
+        steps = step_checkpoints(out_dir)
+        if steps:
+            logger.warning(
+                "%s is missing; using the newest complete checkpoint folder %s",
+                pointer,
+                steps[-1].name,
+            )
+            return steps[-1]
         return None
     name = pointer.read_text(encoding="utf-8").strip()
     if not _STEP_DIR.match(name):
@@ -297,10 +330,37 @@ def load_checkpoint(path: str | Path, rank: int = 0, world_size: int = 1) -> Loa
     Raises:
         CheckpointError: missing files, or a checkpoint of a different world size.
     """
-    from safetensors.torch import load_file
+    given = Path(path)
+    path = find_checkpoint(given)
+    if given.resolve() == path.resolve():  # a checkpoint named explicitly: no fallback
+        return _read_checkpoint(path, rank, world_size)
+    older = [p for p in reversed(step_checkpoints(given)) if p.name < path.name]
+    for candidate in older:
+        try:
+            return _read_checkpoint(path, rank, world_size)
+        except UnreadableCheckpointError as error:
+            logger.warning("%s; falling back to the previous checkpoint %s", error, candidate.name)
+            path = candidate
+    return _read_checkpoint(path, rank, world_size)
 
-    path = find_checkpoint(path)
-    trainer = torch.load(path / TRAINER_STATE, map_location="cpu", weights_only=True)
+
+def _load_file(path: Path) -> Any:
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UnreadableCheckpointError(f"{path} is missing") from None
+    except Exception as error:  # truncated / corrupt: torch, pickle and safetensors errors
+        raise UnreadableCheckpointError(
+            f"{path} is unreadable (truncated or corrupt: {type(error).__name__})"
+        ) from None
+
+
+def _read_checkpoint(path: Path, rank: int, world_size: int) -> LoadedCheckpoint:
+    trainer = _load_file(path / TRAINER_STATE)
     version = int(trainer.get("format_version", FORMAT_VERSION))
     if version > FORMAT_VERSION:
         raise CheckpointError(f"{path} has format_version {version}; this mmclip reads <= 1")
@@ -314,6 +374,6 @@ def load_checkpoint(path: str | Path, rank: int = 0, world_size: int = 1) -> Loa
     rank_path = path / rank_file(rank)
     if not rank_path.is_file():
         raise CheckpointError(f"{rank_path} is missing")
-    rank_state = torch.load(rank_path, map_location="cpu", weights_only=True)
-    weights = load_file(str(path / "model.safetensors"), device="cpu")
+    rank_state = _load_file(rank_path)
+    weights = _load_file(path / "model.safetensors")
     return LoadedCheckpoint(path, int(trainer["step"]), trainer, rank_state, weights)

@@ -108,6 +108,33 @@ def test_a_new_run_refuses_an_output_folder_that_holds_one(data_dir, tmp_path):
         Trainer(config, dist_info=single(), tty=False)
 
 
+def test_step_folders_without_latest_are_a_run_that_is_refused_then_resumed(data_dir, tmp_path):
+    out = tmp_path / "run"
+    config = make_config(data_dir, out, "steps=4", "save_every=2")
+    Trainer(config, dist_info=single(), tty=False).fit(stop_after=2)
+    (out / "checkpoints" / "latest").unlink()
+    config_before = (out / "config.yaml").read_bytes()
+    with pytest.raises(ckpt.CheckpointError, match="already holds a run .step-000002"):
+        Trainer(config, dist_info=single(), tty=False)
+    assert (out / "checkpoints" / "step-000002").is_dir()  # nothing pruned or replaced
+    assert (out / "config.yaml").read_bytes() == config_before
+    resumed = Trainer(config, resume=True, dist_info=single(), tty=False).fit()
+    assert resumed.step == 4
+
+
+def test_a_truncated_trainer_state_falls_back_to_the_previous_checkpoint(data_dir, tmp_path):
+    out = tmp_path / "run"
+    config = make_config(data_dir, out, "steps=4", "save_every=1")
+    Trainer(config, dist_info=single(), tty=False).fit(stop_after=3)
+    newest = ckpt.latest_checkpoint(out)
+    state = newest / ckpt.TRAINER_STATE
+    state.write_bytes(state.read_bytes()[:100])
+    with pytest.raises(ckpt.UnreadableCheckpointError, match="trainer.pt is unreadable"):
+        ckpt.load_checkpoint(newest)  # named explicitly: no fallback
+    loaded = ckpt.load_checkpoint(out)
+    assert loaded.step == 2 and loaded.path.name == "step-000002"
+
+
 def test_a_kill_while_saving_leaves_latest_on_the_previous_complete_checkpoint(
     data_dir, tmp_path, monkeypatch
 ):
