@@ -1,19 +1,23 @@
-"""Classification and retrieval metrics in numpy, with seeded bootstrap confidence intervals.
+"""Classification and retrieval metrics with seeded bootstrap confidence intervals.
 
-The definitions follow scikit-learn (and the tests check them against it): ``roc_auc`` is the
-area under the ROC curve with ties counted half (the Mann–Whitney statistic), ``f1`` is the
-binary F1 of the positive class (0 when there is no predicted and no true positive),
-``roc_curve`` returns the curve's corner points with a leading ``(0, 0)``.
+The point metrics are scikit-learn's (``sklearn.metrics``), wrapped with input checks and
+the conventions the evaluation needs: ``roc_auc`` is NaN (not an error) when one class is
+absent, so bootstrap resamples without positives are left out; ``f1`` and the precision /
+recall are 0 when undefined. The bootstrap intervals, ``recall_at_k`` and ``mean_std`` are
+ours.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from sklearn import metrics as sklearn_metrics
+from sklearn.exceptions import UndefinedMetricWarning
 
 __all__ = [
     "BinaryMetrics",
@@ -48,37 +52,21 @@ def _scores(y_score: ArrayLike, n: int) -> NDArray[np.float64]:
     return s
 
 
-def _ranks(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Average ranks (1-based) with ties sharing their mean rank (vectorised)."""
-    n = len(x)
-    order = np.argsort(x, kind="mergesort")
-    sorted_x = x[order]
-    new_group = np.r_[True, sorted_x[1:] != sorted_x[:-1]] if n else np.zeros(0, bool)
-    group = np.cumsum(new_group) - 1
-    starts = np.flatnonzero(new_group)
-    ends = np.r_[starts[1:], n]
-    ranks = np.empty(n, dtype=np.float64)
-    ranks[order] = ((starts + ends + 1) / 2.0)[group]
-    return ranks
-
-
 def roc_auc(y_true: ArrayLike, y_score: ArrayLike) -> float:
-    """Area under the ROC curve (ties count one half).
+    """Area under the ROC curve (``sklearn.metrics.roc_auc_score``; ties count one half).
 
     Args:
         y_true (array[N] of 0 / 1), y_score (array[N] float): labels and scores.
 
     Returns:
-        AUROC in [0, 1]; NaN when only one class is present.
+        AUROC in [0, 1]; NaN when only one class is present (sklearn raises there).
     """
     y = _binary(y_true)
     s = _scores(y_score, len(y))
     n_pos = int(y.sum())
-    n_neg = len(y) - n_pos
-    if n_pos == 0 or n_neg == 0:
+    if n_pos == 0 or n_pos == len(y):
         return math.nan
-    ranks = _ranks(s)
-    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    return float(sklearn_metrics.roc_auc_score(y, s))
 
 
 def roc_curve(
@@ -88,36 +76,32 @@ def roc_curve(
 
     Returns:
         ``(fpr, tpr, thresholds)``, each array[K + 1]: a leading ``(0, 0)`` point at threshold
-        ``inf``, then one point per distinct score (as ``sklearn.metrics.roc_curve`` with
-        ``drop_intermediate=False``).
+        ``inf``, then one point per distinct score (``sklearn.metrics.roc_curve`` with
+        ``drop_intermediate=False``); a rate whose class is absent is NaN.
     """
     y = _binary(y_true)
     s = _scores(y_score, len(y))
-    order = np.argsort(-s, kind="mergesort")
-    s_sorted, y_sorted = s[order], y[order]
-    last = np.r_[np.flatnonzero(np.diff(s_sorted)), len(s_sorted) - 1]
-    tps = np.cumsum(y_sorted)[last].astype(np.float64)
-    fps = (last + 1 - tps).astype(np.float64)
-    n_pos, n_neg = tps[-1] if len(tps) else 0.0, fps[-1] if len(fps) else 0.0
-    tpr = np.r_[0.0, tps / n_pos] if n_pos else np.r_[0.0, np.full(len(tps), np.nan)]
-    fpr = np.r_[0.0, fps / n_neg] if n_neg else np.r_[0.0, np.full(len(fps), np.nan)]
-    return fpr, tpr, np.r_[np.inf, s_sorted[last]]
+    with warnings.catch_warnings():  # one class only: sklearn warns and returns NaN rates
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        fpr, tpr, thresholds = sklearn_metrics.roc_curve(y, s, drop_intermediate=False)
+    thresholds = thresholds.astype(np.float64)
+    thresholds[0] = np.inf
+    return fpr.astype(np.float64), tpr.astype(np.float64), thresholds
 
 
 def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
-    """Fraction of equal labels (any label values)."""
+    """Fraction of equal labels (any label values); NaN for no samples."""
     t, p = np.asarray(y_true), np.asarray(y_pred)
     if t.shape != p.shape or t.ndim != 1:
         raise ValueError(f"y_true and y_pred must be 1-D of one shape; got {t.shape}, {p.shape}")
-    return float((t == p).mean()) if len(t) else math.nan
+    return float(sklearn_metrics.accuracy_score(t, p)) if len(t) else math.nan
 
 
 def precision_recall(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[float, float]:
     """Binary precision and recall of the positive class (0 when undefined, as sklearn)."""
     t, p = _binary(y_true), _binary(y_pred)
-    tp = int(((t == 1) & (p == 1)).sum())
-    precision = tp / int(p.sum()) if p.sum() else 0.0
-    recall = tp / int(t.sum()) if t.sum() else 0.0
+    precision = sklearn_metrics.precision_score(t, p, labels=[0, 1], zero_division=0)
+    recall = sklearn_metrics.recall_score(t, p, labels=[0, 1], zero_division=0)
     return float(precision), float(recall)
 
 
@@ -126,11 +110,7 @@ def f1_score(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     t, p = _binary(y_true), _binary(y_pred)
     if t.shape != p.shape:
         raise ValueError(f"y_true and y_pred must have one shape; got {t.shape}, {p.shape}")
-    tp = int(((t == 1) & (p == 1)).sum())
-    fp = int(((t == 0) & (p == 1)).sum())
-    fn = int(((t == 1) & (p == 0)).sum())
-    denom = 2 * tp + fp + fn
-    return float(2 * tp / denom) if denom else 0.0
+    return float(sklearn_metrics.f1_score(t, p, labels=[0, 1], zero_division=0))
 
 
 def bootstrap_ci(
