@@ -16,6 +16,7 @@ from torch import Tensor
 
 from mmclip.data import LoaderConfig, TransformConfig, XrayLoader, XrayRecord
 from mmclip.data.records import NO_FINDING
+from mmclip.progress import progress
 
 __all__ = [
     "encode_records",
@@ -67,7 +68,8 @@ def load_images(
         ),
     )
     loader = XrayLoader(_image_records(records), config)
-    parts = [batch.images for batch in loader if batch.images is not None]
+    batches = progress(loader, total=len(loader), desc="decoding images", unit="batch")
+    parts = [batch.images for batch in batches if batch.images is not None]
     if not parts:
         return torch.zeros(0, v.in_chans, v.image_size, v.image_size)
     images = torch.cat(parts)
@@ -99,9 +101,10 @@ def encode_records(
     if images is None:
         images = load_images(model, records, batch_size, backend, num_threads)
     device = model_device(model)
+    starts = range(0, images.shape[0], batch_size)
     out = [
         model.encode_image(images[i : i + batch_size].to(device)).float().cpu()
-        for i in range(0, images.shape[0], batch_size)
+        for i in progress(starts, desc="encoding images", unit="batch")
     ]
     embed = model.config.contrastive.embed_dim
     return torch.cat(out) if out else torch.zeros(0, embed)
@@ -113,7 +116,7 @@ def encode_texts(model: Any, texts: Sequence[str], batch_size: int = 256) -> Ten
     model.eval()
     out = [
         model.encode_text(list(texts[i : i + batch_size])).float().cpu()
-        for i in range(0, len(texts), batch_size)
+        for i in progress(range(0, len(texts), batch_size), desc="encoding texts", unit="batch")
     ]
     embed = model.config.contrastive.embed_dim
     return torch.cat(out) if out else torch.zeros(0, embed)
