@@ -264,6 +264,9 @@ def build_wordpiece_tokenizer(
 ):
     """Train a small BERT-style WordPiece tokenizer on ``corpus`` (offline; demos, tests).
 
+    The same trainer as :func:`mmclip.text.train_wordpiece_tokenizer`, keeping every
+    word piece (no minimum frequency).
+
     Args:
         corpus: training texts.
         vocab_size: maximum vocabulary size (special tokens included).
@@ -274,30 +277,12 @@ def build_wordpiece_tokenizer(
         ``transformers.PreTrainedTokenizerFast`` with [PAD]=0, [UNK], [CLS], [SEP], [MASK]
         and the ``[CLS] … [SEP]`` template.
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from tokenizers.trainers import WordPieceTrainer
-    from transformers import PreTrainedTokenizerFast
+    from mmclip.text.tokenizer import train_wordpiece_tokenizer
 
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
-    tok.train_from_iterator(
-        list(corpus), WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials)
-    )
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
+    return train_wordpiece_tokenizer(
+        corpus,
+        vocab_size=vocab_size,
+        min_frequency=0,
+        lowercase=lowercase,
         model_max_length=model_max_length,
     )
