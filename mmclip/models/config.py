@@ -50,6 +50,11 @@ class VisionConfig:
         qkv_bias: bias in the attention projections.
         drop_path: stochastic-depth rate of the last block (linear in depth).
         image_mean, image_std: intensity normalisation of images in [0, 1].
+        stem: how patches become tokens: ``"patch"`` (a linear patch embedding) or
+            ``"efficientnet-lite0"`` (ImageNet EfficientNet-Lite0 feature cells, one token per
+            32 × 32 patch; ``patch_size`` must be 32; the ``baselines`` extra;
+            :mod:`mmclip.models.stems`).
+        stem_frozen: keep a pretrained stem fixed (no gradient, batch-norm in eval mode).
     """
 
     image_size: int = 224
@@ -65,6 +70,8 @@ class VisionConfig:
     drop_path: float = 0.0
     image_mean: float = 0.5
     image_std: float = 0.5
+    stem: str = "patch"
+    stem_frozen: bool = True
 
 
 @dataclass

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from ..ops import masked_gather
 from .config import VisionConfig
 from .fusion import TransformerBlock, init_weights, sincos_pos_embed_2d
+from .stems import STEMS, EfficientNetStem
 
 __all__ = ["ViTOutput", "VisionTransformer", "patchify", "unpatchify"]
 
@@ -100,8 +101,19 @@ class VisionTransformer(nn.Module):
         pool: str = "cls",
         qkv_bias: bool = True,
         drop_path: float = 0.0,
+        stem: str = "patch",
+        stem_frozen: bool = True,
+        image_mean: float = 0.5,
+        image_std: float = 0.5,
     ) -> None:
         super().__init__()
+        if stem not in STEMS:
+            raise ValueError(f"stem must be one of {list(STEMS)}; got {stem!r}")
+        if stem != "patch" and patch_size != EfficientNetStem.stride:
+            raise ValueError(
+                f"stem {stem!r} makes one token per {EfficientNetStem.stride}-pixel cell: "
+                f"patch_size must be {EfficientNetStem.stride}; got {patch_size}"
+            )
         if image_size % patch_size:
             raise ValueError(
                 f"image_size {image_size} is not a multiple of patch_size {patch_size}"
@@ -132,6 +144,11 @@ class VisionTransformer(nn.Module):
         )
         self.norm = nn.LayerNorm(width, eps=1e-6)
         self._init()
+        # After _init: the stem keeps its pretrained weights.
+        self.stem: EfficientNetStem | None = None
+        if stem == "efficientnet-lite0":
+            self.stem = EfficientNetStem(width, image_mean, image_std, frozen=stem_frozen)
+            self.patch_embed.requires_grad_(False)  # unused: the stem makes the tokens
 
     @classmethod
     def from_config(cls, config: VisionConfig) -> VisionTransformer:
@@ -148,6 +165,10 @@ class VisionTransformer(nn.Module):
             pool=config.pool,
             qkv_bias=config.qkv_bias,
             drop_path=config.drop_path,
+            stem=config.stem,
+            stem_frozen=config.stem_frozen,
+            image_mean=config.image_mean,
+            image_std=config.image_std,
         )
 
     def _init(self) -> None:
@@ -192,7 +213,10 @@ class VisionTransformer(nn.Module):
             Tensor[B, P, D].
         """
         self.check_images(images)
-        x = self.patch_embed(images).flatten(2).transpose(1, 2)
+        if self.stem is not None:
+            x = self.stem(images)
+        else:
+            x = self.patch_embed(images).flatten(2).transpose(1, 2)
         return x + self.pos_embed.to(x.dtype)
 
     def forward(
