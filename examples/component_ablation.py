@@ -11,10 +11,10 @@ zero-shot and retrieval). The table gives mean ± sd over the seeds::
 
 Resumable: a (variant, seed) whose ``summary.json`` exists is not run again, and a run that
 stopped mid-training resumes from its last checkpoint. The pre-training recipe takes about
-25 minutes per run on 2 CPU cores and the evaluation about 2 more, so the full table
+25 minutes per run on 2 CPU cores and the evaluation under a minute more, so the full table
 (6 variants × 3 seeds) takes about 8 hours there. The simple baselines (random-init,
 raw-pixel PCA, EfficientNet-Lite0) do not depend on the variant: they are measured once, in
-the first run's evaluation. Writes ``ablation.md``, ``ablation.json`` and ``ablation.png``
+the first run's evaluation (about 15 more minutes, EfficientNet's pass over 5,840 images). Writes ``ablation.md``, ``ablation.json`` and ``ablation.png``
 into ``--out``; run from the repository root so that ``../shared/data`` resolves.
 """
 
