@@ -456,6 +456,9 @@ class MMCLIPModel(nn.Module):
                 clip_labels = (
                     torch.zeros(0, dtype=torch.int64, device=device) if labels is not None else None
                 )
+            if clip_labels is None and self.contrastive.label_aware and _distributed():
+                # every rank must join the labels' all-gather: -1 = unknown disease kind
+                clip_labels = torch.full((z_img.shape[0],), -1, dtype=torch.int64, device=device)
             terms["clip"] = self.contrastive(z_img, z_txt, clip_labels)
             out.image_embeds = F.normalize(z_img.detach().float(), dim=-1)
             out.text_embeds = F.normalize(z_txt.detach().float(), dim=-1)
@@ -491,8 +494,9 @@ class MMCLIPModel(nn.Module):
                 else:
                     terms["mlm"] = sum(p.loss for p in mlm_parts)
 
-        # -------- text–prompt contrastive term for text-only reports
-        if weights.tp != 0 and text_only.numel() and batch.prompt_input_ids is not None:
+        # -------- text–prompt contrastive term for text-only reports. An all-gather: under
+        # several ranks every rank joins it, with an empty batch when it has no such sample.
+        if weights.tp != 0 and (text_only.numel() or _distributed()):
             tp = self._text_prompt(batch, text_only, txt_row)
             if tp is not None:
                 terms["tp"] = tp
@@ -573,19 +577,31 @@ class MMCLIPModel(nn.Module):
             generator=generator,
         )
 
+    def _empty_text_prompt(self) -> Tensor:
+        """This rank's share of the text–prompt all-gather when it has no sample: 0 rows."""
+        empty = self.text_proj(self.visual.cls_token.new_zeros(0, self.text.hidden_size))
+        labels = None
+        if self.tp_loss.label_aware:
+            labels = torch.zeros(0, dtype=torch.int64, device=empty.device)
+        return self.tp_loss(empty, empty, labels)
+
     def _text_prompt(self, batch: MMCLIPBatch, text_only: Tensor, txt_row: Tensor) -> Tensor | None:
-        assert batch.prompt_input_ids is not None and batch.input_ids is not None
-        assert batch.attention_mask is not None
+        """The text–prompt loss of the text-only reports that have a prompt (None when there
+        are none and this is a single process)."""
         n = batch.kind.shape[0]
         device = batch.kind.device
-        prompt_index = batch.prompt_index
-        if prompt_index is None or prompt_index.shape[0] != batch.prompt_input_ids.shape[0]:
-            raise ValueError("batch.prompt_index must give the sample of every prompt row")
-        prompt_row = torch.full((n,), -1, dtype=torch.int64, device=device)
-        prompt_row[prompt_index] = torch.arange(prompt_index.shape[0], device=device)
-        samples = text_only[prompt_row[text_only] >= 0]
+        samples = text_only[:0]
+        if batch.prompt_input_ids is not None and text_only.numel():
+            prompt_index = batch.prompt_index
+            if prompt_index is None or prompt_index.shape[0] != batch.prompt_input_ids.shape[0]:
+                raise ValueError("batch.prompt_index must give the sample of every prompt row")
+            prompt_row = torch.full((n,), -1, dtype=torch.int64, device=device)
+            prompt_row[prompt_index] = torch.arange(prompt_index.shape[0], device=device)
+            samples = text_only[prompt_row[text_only] >= 0]
         if not samples.numel():
-            return None
+            return self._empty_text_prompt() if _distributed() else None
+        assert batch.prompt_input_ids is not None and batch.input_ids is not None
+        assert batch.attention_mask is not None
         rows = txt_row[samples]
         report = self.text(batch.input_ids[rows], batch.attention_mask[rows]).pooled
         p_rows = prompt_row[samples]
@@ -594,6 +610,8 @@ class MMCLIPModel(nn.Module):
             batch.prompt_input_ids[p_rows], p_mask[p_rows] if p_mask is not None else None
         ).pooled
         labels = batch.prompt_label[samples] if batch.prompt_label is not None else None
+        if labels is None and self.tp_loss.label_aware and _distributed():
+            labels = torch.full((samples.numel(),), -1, dtype=torch.int64, device=device)
         return self.tp_loss(self.text_proj(report), self.text_proj(prompt), labels)
 
     # ------------------------------------------------------------------ inference
