@@ -71,8 +71,19 @@ def _source_name(name: str) -> str:
     return SOURCE_ALIASES.get(name, name)
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--threads 0`` used to mean "all cores" silently)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1; got {value}")
+    return value
+
+
 def _set_threads(threads: int | None) -> None:
-    if threads:
+    if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
@@ -297,7 +308,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     if args.resume:
         resume = True if args.resume == "latest" else args.resume
     try:
-        result = Trainer(config, resume=resume).fit()
+        result = Trainer(config, resume=resume, force_resume=args.force_resume).fit()
     finally:
         cleanup_distributed()
     if os.environ.get("RANK", "0") in ("", "0"):
@@ -575,7 +586,10 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="warnings and errors only",
     )
     p.add_argument(
-        "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)"
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="CPU threads for torch, at least 1 (default: torch's choice)",
     )
 
 
@@ -712,6 +726,11 @@ def build_parser() -> argparse.ArgumentParser:
         const="latest",
         metavar="CHECKPOINT",
         help="continue the run in --out (or from a checkpoint/run directory)",
+    )
+    p.add_argument(
+        "--force-resume",
+        action="store_true",
+        help="resume even if the model, data, batch size, accumulation or seed changed",
     )
     p.add_argument(
         "--set",

@@ -47,7 +47,7 @@ from .checkpoint import (
     staging_dir,
     write_checkpoint_files,
 )
-from .config import ConfigError, TrainConfig, flatten_overrides, save_config
+from .config import ConfigError, TrainConfig, config_to_dict, flatten_overrides, save_config
 from .data import build_loader, load_source_records, train_tokenizer
 from .distributed import DistInfo, all_reduce_mean, barrier, init_distributed
 from .logging import MetricsLogger, estimate_step_flops, peak_flops
@@ -116,6 +116,10 @@ class TrainResult:
     seconds: float = 0.0
 
 
+RESUME_BREAKING: tuple[str, ...] = ("model.", "data.", "batch_size", "grad_accum", "seed")
+"""Config keys whose change on resume breaks the exact continuation of a run."""
+
+
 class Trainer:
     """Sets up and runs a pre-training run.
 
@@ -126,6 +130,8 @@ class Trainer:
             run or checkpoint directory to continue from.
         dist_info: where this process sits; default: from the ``torchrun`` environment.
         tty: force the progress display mode (default: whether stderr is a terminal).
+        force_resume: resume even when the model, data, batch size, accumulation or seed
+            differ from the checkpoint's run (the run then no longer replays exactly).
     """
 
     def __init__(
@@ -135,6 +141,7 @@ class Trainer:
         resume: bool | str | Path | None = None,
         dist_info: DistInfo | None = None,
         tty: bool | None = None,
+        force_resume: bool = False,
     ) -> None:
         self.config = config.validate()
         self.info = dist_info or init_distributed(config.device, config.dist_timeout_s)
@@ -196,6 +203,7 @@ class Trainer:
             config.schedule.min_lr_ratio,
         )
         if loaded is not None:
+            self._check_resume(loaded.trainer, loaded.path, force_resume)
             self.optimizer.load_state_dict(loaded.trainer["optimizer"])
             self.scheduler.load_state_dict(loaded.trainer["scheduler"])
             schedule = self.scheduler.lr_lambdas[0]
@@ -213,6 +221,33 @@ class Trainer:
         self._tty = tty
 
     # ------------------------------------------------------------------ set-up
+    def _check_resume(self, trainer: dict[str, Any], path: Path, force: bool) -> None:
+        """Say what changed since the checkpoint's run; refuse what breaks an exact resume."""
+        done = int(trainer["step"])
+        if done > self.config.steps:
+            raise ConfigError(
+                f"{path} is at step {done}, past steps={self.config.steps}: nothing to train "
+                f"(raise --steps above {done}, or use the checkpoint's model directly)"
+            )
+        saved = trainer.get("config")
+        if not isinstance(saved, dict):
+            return  # checkpoints written before the config was recorded
+        now = {
+            k.replace("__", "."): v
+            for k, v in flatten_overrides(config_to_dict(self.config)).items()
+        }
+        before = {k.replace("__", "."): v for k, v in flatten_overrides(saved).items()}
+        changed = sorted(k for k in set(now) | set(before) if now.get(k) != before.get(k))
+        breaking = [k for k in changed if k.startswith(RESUME_BREAKING)]
+        if breaking and not force:
+            details = "; ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in breaking)
+            raise ConfigError(
+                f"resuming {path} with a changed run ({details}) would not continue it exactly; "
+                "restore those values or pass --force-resume"
+            )
+        for key in changed:
+            logger.warning("resume: %s changed from %r to %r", key, before.get(key), now.get(key))
+
     def _find_resume(self, resume: bool | str | Path | None) -> Path | None:
         if resume is None or resume is False:
             existing = latest_checkpoint(self.out_dir) if self.out_dir.is_dir() else None
@@ -382,6 +417,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "seed": self.config.seed,
+                "config": config_to_dict(self.config),
             }
         write_checkpoint_files(
             self.out_dir,

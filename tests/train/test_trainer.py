@@ -15,6 +15,7 @@ import torch.multiprocessing as mp
 from mmclip.data import synthetic
 from mmclip.train import Trainer, load_config
 from mmclip.train import checkpoint as ckpt
+from mmclip.train.config import ConfigError
 from mmclip.train.data import load_records, train_tokenizer
 from mmclip.train.distributed import init_distributed
 
@@ -114,12 +115,38 @@ def test_step_folders_without_latest_are_a_run_that_is_refused_then_resumed(data
     Trainer(config, dist_info=single(), tty=False).fit(stop_after=2)
     (out / "checkpoints" / "latest").unlink()
     config_before = (out / "config.yaml").read_bytes()
-    with pytest.raises(ckpt.CheckpointError, match="already holds a run .step-000002"):
+    with pytest.raises(ckpt.CheckpointError, match=r"already holds a run \(step-000002"):
         Trainer(config, dist_info=single(), tty=False)
     assert (out / "checkpoints" / "step-000002").is_dir()  # nothing pruned or replaced
     assert (out / "config.yaml").read_bytes() == config_before
     resumed = Trainer(config, resume=True, dist_info=single(), tty=False).fit()
     assert resumed.step == 4
+
+
+def test_resume_names_what_changed_and_refuses_what_breaks_an_exact_resume(
+    data_dir, tmp_path, caplog
+):
+    out = tmp_path / "run"
+    Trainer(
+        make_config(data_dir, out, "steps=4", "save_every=2"), dist_info=single(), tty=False
+    ).fit(stop_after=2)
+    changed = make_config(data_dir, out, "steps=4", "save_every=2", "batch_size=4")
+    with pytest.raises(ConfigError, match=r"batch_size: 8 -> 4.*--force-resume"):
+        Trainer(changed, resume=True, dist_info=single(), tty=False)
+    knob = make_config(
+        data_dir, out, "steps=4", "save_every=2", "model.overrides.attmim.mask_ratio=0.6"
+    )
+    with pytest.raises(ConfigError, match=r"model\.overrides\.attmim\.mask_ratio"):
+        Trainer(knob, resume=True, dist_info=single(), tty=False)
+    forced = Trainer(changed, resume=True, dist_info=single(), tty=False, force_resume=True)
+    assert forced.step == 2
+    with caplog.at_level("WARNING"):
+        longer = make_config(data_dir, out, "steps=5", "save_every=2")
+        Trainer(longer, resume=True, dist_info=single(), tty=False)
+    assert "resume: steps changed from 4 to 5" in caplog.text
+    shorter = make_config(data_dir, out, "steps=1", "save_every=2")
+    with pytest.raises(ConfigError, match="at step 2, past steps=1"):
+        Trainer(shorter, resume=True, dist_info=single(), tty=False)
 
 
 def test_a_truncated_trainer_state_falls_back_to_the_previous_checkpoint(data_dir, tmp_path):
@@ -129,7 +156,7 @@ def test_a_truncated_trainer_state_falls_back_to_the_previous_checkpoint(data_di
     newest = ckpt.latest_checkpoint(out)
     state = newest / ckpt.TRAINER_STATE
     state.write_bytes(state.read_bytes()[:100])
-    with pytest.raises(ckpt.UnreadableCheckpointError, match="trainer.pt is unreadable"):
+    with pytest.raises(ckpt.UnreadableCheckpointError, match=r"trainer\.pt is unreadable"):
         ckpt.load_checkpoint(newest)  # named explicitly: no fallback
     loaded = ckpt.load_checkpoint(out)
     assert loaded.step == 2 and loaded.path.name == "step-000002"
