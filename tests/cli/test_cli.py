@@ -751,3 +751,11 @@ def test_probe_with_baselines_puts_them_in_the_same_table(capsys, tmp_path, run_
     assert set(results["linear_probe_baselines"]) == {"random-init", "pixel-pca"}
     table = (out / "results.md").read_text()
     assert "| mmclip (this model) |" in table and "| pixel-pca |" in table
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_threads_below_one_or_not_a_number_is_a_usage_error(capsys, value: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["models", "--threads", value])
+    assert exit_info.value.code == 2
+    assert "argument --threads: must be" in capsys.readouterr().err
