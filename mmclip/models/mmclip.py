@@ -195,6 +195,41 @@ def _select_spans(
     return new_offsets, spans[starts[row_of] + within]
 
 
+SIZE_BOUNDS: dict[str, tuple[int, int]] = {
+    "vision.image_size": (8, 4096),
+    "vision.patch_size": (1, 512),
+    "vision.in_chans": (1, 16),
+    "vision.width": (8, 8192),
+    "vision.depth": (1, 128),
+    "vision.heads": (1, 256),
+    "text.vocab_size": (8, 1_000_000),
+    "text.hidden_size": (8, 8192),
+    "text.num_layers": (1, 128),
+    "text.num_heads": (1, 256),
+    "text.intermediate_size": (8, 65536),
+    "text.max_position_embeddings": (8, 65536),
+    "text.max_length": (2, 65536),
+    "contrastive.embed_dim": (2, 8192),
+}
+"""Bounds of the architecture sizes a ``config.json`` may ask for (a hostile or corrupt file
+must not allocate terabytes or divide by zero)."""
+
+
+def check_config_sizes(config: MMCLIPConfig, where: str = "config") -> None:
+    """Raise ``ValueError`` naming the key when a size is outside :data:`SIZE_BOUNDS`."""
+    for key, (low, high) in SIZE_BOUNDS.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ValueError(f"{where}: {key} = {value!r} is outside [{low}, {high}]")
+    v = config.vision
+    if v.image_size % v.patch_size or v.width % v.heads:
+        raise ValueError(
+            f"{where}: vision.image_size must be a multiple of patch_size and width of heads "
+            f"(got {v.image_size}/{v.patch_size}, {v.width}/{v.heads})"
+        )
+
+
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
@@ -755,7 +790,12 @@ class MMCLIPModel(nn.Module):
         for path in (cfg_path, weights):
             if not path.is_file():
                 raise FileNotFoundError(f"{path} does not exist (not an mmclip model directory?)")
-        data = json.loads(cfg_path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(cfg_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError) as error:
+            raise ValueError(f"{cfg_path} is not valid JSON ({error})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{cfg_path} must hold a JSON object")
         if data.pop("model_type", "mmclip") != "mmclip":
             raise ValueError(f"{cfg_path} is not an mmclip config")
         version = data.pop("format_version", 1)
@@ -772,15 +812,31 @@ class MMCLIPModel(nn.Module):
                 f"{FORMAT_VERSION} only: {reason}. Re-train, or load it with the mmclip that "
                 "wrote it."
             )
-        config = MMCLIPConfig.from_dict(data)
+        try:
+            config = MMCLIPConfig.from_dict(data)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{cfg_path}: {error}") from None
+        check_config_sizes(config, str(cfg_path))
         config.text.pretrained = None
         tokenizer = None
         if (directory / "tokenizer.json").is_file() or (
             directory / "tokenizer_config.json"
         ).is_file():
-            tokenizer = load_tokenizer(directory)
+            try:
+                tokenizer = load_tokenizer(directory)
+            except Exception as error:  # tokenizers / transformers raise many kinds
+                raise ValueError(
+                    f"the tokenizer files in {directory} are unreadable "
+                    f"({type(error).__name__}: {str(error).splitlines()[0][:200]})"
+                ) from None
         model = cls(config, tokenizer=tokenizer)
-        model.load_checkpoint_state(load_file(str(weights), device="cpu"), source=str(weights))
+        try:
+            state = load_file(str(weights), device="cpu")
+        except Exception as error:  # safetensors: truncated header / data
+            raise ValueError(
+                f"{weights} is unreadable (truncated or corrupt: {type(error).__name__})"
+            ) from None
+        model.load_checkpoint_state(state, source=str(weights))
         return model.to(device).eval()
 
     def load_checkpoint_state(self, state: dict[str, Tensor], source: str = "checkpoint") -> None:
