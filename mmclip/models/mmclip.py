@@ -242,7 +242,12 @@ class MMCLIPModel(nn.Module):
             loads the text encoder (and its tokenizer) from that local directory.
         tokenizer: a ``transformers.PreTrainedTokenizerFast`` (or a directory to load one
             from) used by :meth:`encode_text`; it fixes ``text.mask_token_id`` /
-            ``pad_token_id`` and must fit in ``text.vocab_size``.
+            ``pad_token_id`` and must fit in ``text.vocab_size``. Without one (and without
+            ``text.pretrained``) the packaged CXR-BERT vocabulary is attached
+            (:func:`mmclip.text.default_tokenizer`), ``text.vocab_size`` raised to fit it,
+            so ``MMCLIPModel().encode(...)`` works offline on a fresh install.
+        default_tokenizer: False keeps a model without tokenizer (loading a saved model
+            that had none).
 
     Towers (state-dict keys ``visual.*``, ``text.*``, ``image_proj.*``, ``text_proj.*``, as
     open_clip's CLIP): ``visual`` (ViT), ``text`` (BERT), ``image_proj`` (Pv), ``text_proj``
@@ -251,9 +256,27 @@ class MMCLIPModel(nn.Module):
     The step of the τ schedule is set with :meth:`set_step` (or ``forward(step=…)``).
     """
 
-    def __init__(self, config: MMCLIPConfig | None = None, tokenizer: Any = None) -> None:
+    def __init__(
+        self,
+        config: MMCLIPConfig | None = None,
+        tokenizer: Any = None,
+        *,
+        default_tokenizer: bool = True,
+    ) -> None:
         super().__init__()
         config = copy.deepcopy(config) if config is not None else MMCLIPConfig()
+        if tokenizer is None and default_tokenizer and not config.text.pretrained:
+            from mmclip.text import default_tokenizer as packaged_tokenizer
+
+            tokenizer = packaged_tokenizer(config.text.max_position_embeddings)
+            if len(tokenizer) > config.text.vocab_size:
+                logger.info(
+                    "no tokenizer given: the packaged CXR-BERT vocabulary (%d tokens) is "
+                    "attached and text.vocab_size raised from %d",
+                    len(tokenizer),
+                    config.text.vocab_size,
+                )
+                config.text.vocab_size = len(tokenizer)
         if config.text.pretrained:
             text = TextEncoder.from_pretrained(config.text.pretrained, config.text)
             config.text = text.config
@@ -829,7 +852,7 @@ class MMCLIPModel(nn.Module):
                     f"the tokenizer files in {directory} are unreadable "
                     f"({type(error).__name__}: {str(error).splitlines()[0][:200]})"
                 ) from None
-        model = cls(config, tokenizer=tokenizer)
+        model = cls(config, tokenizer=tokenizer, default_tokenizer=False)
         try:
             state = load_file(str(weights), device="cpu")
         except Exception as error:  # safetensors: truncated header / data

@@ -14,7 +14,7 @@ from mmclip.text.lexicon import (
 from mmclip.text.ner import EntityMention, RadiologyNER, extract_entities, report_text
 from mmclip.text.prompts import build_prompt, report_prompt, zero_shot_prompts
 from mmclip.text.sections import format_report, split_sections
-from mmclip.text.tokenizer import load_tokenizer, train_wordpiece_tokenizer
+from mmclip.text.tokenizer import default_tokenizer, load_tokenizer, train_wordpiece_tokenizer
 
 __all__ = [
     "CHESTXRAY14_FINDINGS",
@@ -29,6 +29,7 @@ __all__ = [
     "align_batch",
     "align_spans",
     "build_prompt",
+    "default_tokenizer",
     "encode_with_spans",
     "extract_entities",
     "focus_mentions",

@@ -19,9 +19,19 @@ from tokenizers.trainers import WordPieceTrainer
 if TYPE_CHECKING:  # transformers is imported lazily: it is slow to import
     from transformers import PreTrainedTokenizerFast
 
-__all__ = ["SPECIAL_TOKENS", "load_tokenizer", "train_wordpiece_tokenizer"]
+__all__ = [
+    "DEFAULT_VOCAB",
+    "SPECIAL_TOKENS",
+    "default_tokenizer",
+    "load_tokenizer",
+    "train_wordpiece_tokenizer",
+]
 
 logger = logging.getLogger(__name__)
+
+#: The packaged default vocabulary: CXR-BERT's WordPiece vocabulary (MIT; see
+#: ``mmclip/text/data/CXR-BERT-VOCAB-LICENSE.txt``), 30,522 lower-cased tokens.
+DEFAULT_VOCAB = Path(__file__).resolve().parent / "data" / "cxr-bert-vocab.txt"
 
 #: Special tokens, in vocabulary order (ids 0..4).
 SPECIAL_TOKENS: tuple[str, ...] = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -161,3 +171,12 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
     if not getattr(tokenizer, "is_fast", False):
         raise TypeError(f"the tokenizer in {path} is not a fast tokenizer (no offsets mapping)")
     return tokenizer
+
+
+def default_tokenizer(model_max_length: int = 512) -> PreTrainedTokenizerFast:
+    """The packaged radiology tokenizer (CXR-BERT's vocabulary, lower-casing WordPiece).
+
+    What :class:`~mmclip.models.MMCLIPModel` and :func:`~mmclip.models.create_model` attach
+    when no tokenizer is given, so that a fresh install encodes text offline.
+    """
+    return _from_vocab_file(DEFAULT_VOCAB, model_max_length)
