@@ -132,8 +132,34 @@ def sample_params(config: TransformConfig, n: int, rng: np.random.Generator) -> 
     )
 
 
+HIGH_BIT_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+"""PIL modes of 16-bit / 32-bit X-ray exports (PNG, TIFF)."""
+
+
+def bit_depth_scale(max_value: float) -> float:
+    """The full scale of an image whose largest pixel is ``max_value``: ``2^bits - 1`` for the
+    fewest bits (at least 8) that hold it. A 12-bit X-ray stored in a 16-bit PNG (values up
+    to 4,095) is scaled by 4,095, not 65,535 (dark) nor clipped at 255 (white)."""
+    bits = max(8, math.ceil(math.log2(max(float(max_value), 1.0) + 1.0)))
+    return float(2**bits - 1)
+
+
+def high_bit_depth_to_unit(image: Image.Image) -> np.ndarray:
+    """A 16-bit / 32-bit grey image → float32 [H, W] in [0, 1] (see :func:`bit_depth_scale`);
+    float (``F``) images are taken as [0, 1] already."""
+    if image.mode == "F":
+        return np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+    array = np.asarray(image, dtype=np.int64)
+    top = float(array.max()) if array.size else 0.0
+    return (np.clip(array, 0, None).astype(np.float32) / bit_depth_scale(top)).clip(0.0, 1.0)
+
+
 def _open(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
+    if image.mode in HIGH_BIT_DEPTH_MODES:
+        # convert("L") would clip at 255: scale by the image's bit depth, then 8 bits
+        unit = high_bit_depth_to_unit(image)
+        image = Image.fromarray(np.round(unit * 255.0).astype(np.uint8), mode="L")
     return image
 
 

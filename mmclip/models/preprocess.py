@@ -82,12 +82,10 @@ def to_unit_tensor(image: ImageLike) -> Tensor:
     except ImportError:  # pragma: no cover - pillow is a dependency of the encode helpers
         Image = None  # type: ignore[assignment]
     if Image is not None and isinstance(image, Image.Image):
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-            array = np.asarray(image, dtype=np.int64)
-            scale = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
-            return torch.from_numpy(array.astype(np.float32) / scale)[None]
-        if image.mode == "F":
-            return torch.from_numpy(np.asarray(image, dtype=np.float32).copy())[None]
+        from mmclip.data.transforms import HIGH_BIT_DEPTH_MODES, high_bit_depth_to_unit
+
+        if image.mode in HIGH_BIT_DEPTH_MODES:  # the same scaling as the training loader
+            return torch.from_numpy(high_bit_depth_to_unit(image))[None]
         if image.mode not in ("L", "RGB"):
             image = image.convert("RGB")
         return to_unit_tensor(np.asarray(image))
