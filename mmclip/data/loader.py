@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import queue
+import stat
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,10 +40,19 @@ from mmclip.data.collate import (
     build_batch,
 )
 from mmclip.data.dali_pipeline import DaliImagePipeline, dali_available
-from mmclip.data.records import DataError, ErrorPolicy, SkipCounter, XrayRecord
+from mmclip.data.records import (
+    DataError,
+    ErrorPolicy,
+    SkipCounter,
+    XrayRecord,
+    check_error_policy,
+)
 from mmclip.data.transforms import AugmentParams, PilImagePipeline, TransformConfig, sample_params
 
-__all__ = ["BatchBuilder", "LoaderConfig", "ShardedOrder", "XrayLoader"]
+__all__ = ["MAX_IMAGE_BYTES", "BatchBuilder", "LoaderConfig", "ShardedOrder", "XrayLoader"]
+
+MAX_IMAGE_BYTES = 512 * 2**20
+"""Image files larger than this are refused before reading (an X-ray is at most tens of MB)."""
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +99,7 @@ class LoaderConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.num_shards < 1 or not 0 <= self.shard_id < self.num_shards:
             raise ValueError(f"bad shard {self.shard_id} of {self.num_shards}")
-        if self.on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', got {self.on_error!r}")
+        check_error_policy(self.on_error)
         if self.backend not in ("auto", "dali", "pil"):
             raise ValueError(f"backend must be 'auto', 'dali' or 'pil', got {self.backend!r}")
 
@@ -177,10 +186,25 @@ class BatchBuilder:
 
     def _read(self, record: XrayRecord) -> bytes | None:
         assert record.image_path is not None
+        path = record.image_path
         try:
-            data = record.image_path.read_bytes()
+            info = path.stat()
         except OSError as err:
-            return self._fail("unreadable image", f"{record.image_path}: {err.strerror or err}")
+            return self._fail("missing image file", f"{path}: {err.strerror or err}")
+        if not stat.S_ISREG(info.st_mode):
+            return self._fail(
+                "not a regular file", f"{path}: not a regular file (a FIFO, device or folder)"
+            )
+        if info.st_size > MAX_IMAGE_BYTES:
+            return self._fail(
+                "image file too large",
+                f"{path}: {info.st_size / 2**20:.0f} MiB, over the {MAX_IMAGE_BYTES // 2**20} MiB "
+                "limit (mmclip.data.loader.MAX_IMAGE_BYTES)",
+            )
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            return self._fail("unreadable image", f"{path}: {err.strerror or err}")
         if not data:
             return self._fail("empty image file", f"{record.image_path}: empty file")
         return data

@@ -30,6 +30,7 @@ __all__ = [
     "SkipCounter",
     "Split",
     "XrayRecord",
+    "check_error_policy",
     "normalize_labels",
     "normalize_split",
     "open_text",
@@ -223,10 +224,11 @@ def resolve_under_root(root: Path, relative: str | Path, where: str) -> Path:
 
 
 def open_text(path: Path) -> io.TextIOBase:
-    """Open a text file, transparently gunzipping ``*.gz`` (MIMIC ships ``.csv.gz``)."""
+    """Open a text file, transparently gunzipping ``*.gz`` (MIMIC ships ``.csv.gz``); a UTF-8
+    byte-order mark (what spreadsheet programs write) is dropped."""
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
 
 
 def read_csv_rows(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
@@ -264,6 +266,16 @@ def split_counts(records: Iterable[XrayRecord]) -> dict[str, int]:
     return dict(Counter(r.split for r in records))
 
 
+ERROR_POLICIES: tuple[str, ...] = ("raise", "skip")
+
+
+def check_error_policy(value: object, where: str = "on_error") -> None:
+    """Raise ``ValueError`` unless ``value`` is ``"raise"`` or ``"skip"`` (a typo such as
+    ``"rasie"`` must not silently mean skip)."""
+    if value not in ERROR_POLICIES:
+        raise ValueError(f"{where} must be 'raise' or 'skip'; got {value!r}")
+
+
 class SkipCounter:
     """Counts samples skipped for bad data (``on_error="skip"``) and reports them.
 
@@ -281,7 +293,10 @@ class SkipCounter:
         self.counts[reason] += 1
         if len(self.examples) < self.max_examples:
             self.examples.append(detail)
-        logger.debug("skipped sample (%s): %s", reason, detail)
+        if self.counts[reason] <= self.max_examples:  # as it happens; then only the totals
+            logger.warning("skipped a sample (%s): %s", reason, detail)
+        else:
+            logger.debug("skipped a sample (%s): %s", reason, detail)
 
     @property
     def total(self) -> int:

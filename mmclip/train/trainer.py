@@ -221,6 +221,15 @@ class Trainer:
         self._tty = tty
 
     # ------------------------------------------------------------------ set-up
+    def _report_skips(self) -> None:
+        """Log the samples skipped since the last epoch report, per reason (a run usually
+        ends inside an epoch, whose own report would never come)."""
+        skips = getattr(self.loader, "skips", None)
+        if skips is None:
+            skips = getattr(getattr(self.loader, "builder", None), "skips", None)
+        if skips is not None:
+            skips.report(f"rank {self.info.rank}, end of run at step {self.step}")
+
     def _check_resume(self, trainer: dict[str, Any], path: Path, force: bool) -> None:
         """Say what changed since the checkpoint's run; refuse what breaks an exact resume."""
         done = int(trainer["step"])
@@ -482,6 +491,7 @@ class Trainer:
                     self.save()
         finally:
             metrics_log.close()
+            self._report_skips()
         if self.step == config.steps:
             result.model_dir = self.out_dir / "model"
             if info.is_main:

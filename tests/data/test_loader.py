@@ -160,7 +160,7 @@ def test_bad_images_raise_or_are_counted(
         assert loader.skips.total == 3
         assert loader.state_dict()["skipped"]["counts"] == {
             "undecodable image": 2,
-            "unreadable image": 1,
+            "missing image file": 1,
         }
         list(it)
     assert batch.batch_size == 3 and batch.images.shape[0] == 3
@@ -219,3 +219,42 @@ def test_mixing_loader(synth_records: list[XrayRecord], tokenizer) -> None:
     assert all(_equal(x, y) for x, y in zip(got, reference, strict=True))
     with pytest.raises(ValueError, match="unknown sources"):
         MixingLoader(sources, {"nope": 1.0}, cfg)
+
+
+def test_a_fifo_or_an_oversized_file_is_refused_before_reading(
+    tmp_path: Path, synth_records: list[XrayRecord], tokenizer, monkeypatch
+) -> None:
+    import dataclasses
+    import os
+
+    from mmclip.data import loader as loader_module
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)  # reading it would block for ever
+    big = tmp_path / "big.jpg"
+    with open(big, "wb") as handle:  # sparse: no memory or disk is used
+        handle.seek(loader_module.MAX_IMAGE_BYTES)
+        handle.write(b"\0")
+    records = [
+        synth_records[0],
+        dataclasses.replace(synth_records[1], image_path=fifo),
+        dataclasses.replace(synth_records[2], image_path=big),
+    ]
+    with pytest.raises(DataError, match=r"pipe\.jpg: not a regular file"):
+        list(XrayLoader(records[:2], _cfg(shuffle=False, drop_last=False), tokenizer=tokenizer))
+    with pytest.raises(DataError, match=r"big\.jpg: 512 MiB, over the 512 MiB limit"):
+        list(XrayLoader(records[2:], _cfg(shuffle=False, drop_last=False), tokenizer=tokenizer))
+    cfg = _cfg(shuffle=False, drop_last=False, on_error="skip")
+    loader = XrayLoader(records, cfg, tokenizer=tokenizer)
+    batch = next(iter(loader))
+    assert batch.batch_size == 1
+    assert loader.skips.counts == {"not a regular file": 1, "image file too large": 1}
+
+
+def test_a_misspelt_error_policy_is_refused() -> None:
+    from mmclip.data.sources import load_source
+
+    with pytest.raises(ValueError, match="on_error must be 'raise' or 'skip'; got 'rasie'"):
+        load_source("iu-xray", "/nonexistent", on_error="rasie")

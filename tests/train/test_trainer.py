@@ -263,3 +263,18 @@ def test_two_gloo_processes_equal_one_process_with_the_same_global_batch(data_di
     reference = trainer.model.state_dict()
     for name, value in got["state"].items():
         torch.testing.assert_close(value, reference[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_skipped_samples_are_reported_when_a_run_ends_inside_an_epoch(data_dir, tmp_path, caplog):
+    import shutil
+
+    broken = tmp_path / "data"
+    shutil.copytree(data_dir, broken)
+    images = sorted((broken / "images").glob("*.jpg"))[:30]
+    for image in images:
+        image.write_bytes(b"not an image")
+    config = make_config(broken, tmp_path / "run", "steps=2", "data.on_error=skip")
+    with caplog.at_level("WARNING"):
+        Trainer(config, dist_info=single(), tty=False).fit()
+    assert "skipped a sample (undecodable image)" in caplog.text  # as it happens
+    assert "end of run at step 2: skipped" in caplog.text  # and the totals at the end

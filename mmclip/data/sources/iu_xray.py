@@ -21,6 +21,7 @@ from mmclip.data.records import (
     ErrorPolicy,
     SkipCounter,
     XrayRecord,
+    check_error_policy,
     patient_split,
     read_jsonl,
     resolve_under_root,
@@ -48,6 +49,7 @@ def load_iu_xray(
     test_fraction: float = 0.1,
 ) -> list[XrayRecord]:
     """Text-only (or, with ``images_dir``, paired) records of the IU / Open-i reports."""
+    check_error_policy(on_error)
     root = Path(root)
     path = root / "reports.jsonl" if root.is_dir() else root
     image_root = Path(images_dir) if images_dir is not None else None

@@ -29,6 +29,7 @@ from mmclip.data.records import (
     ErrorPolicy,
     SkipCounter,
     XrayRecord,
+    check_error_policy,
     normalize_labels,
     normalize_split,
     open_text,
@@ -86,6 +87,7 @@ def load_manifest(
     setting under a name that does not clash with a config's ``root`` = the manifest
     file), by default the manifest's folder; a path that leaves it is an error.
     """
+    check_error_policy(on_error)
     path = Path(path)
     if root is not None and image_root is not None and Path(root) != Path(image_root):
         raise ValueError("give the manifest's base folder as root or image_root, not both")
@@ -119,6 +121,11 @@ def _record(
     obj: dict[str, Any], root: Path, where: str, source: str, val: float, test: float
 ) -> XrayRecord:
     image_value = obj.get("image") or None
+    if image_value is not None and not isinstance(image_value, str):
+        raise DataError(
+            f"{where}: 'image' must be a path string; got {type(image_value).__name__} "
+            f"{image_value!r}"
+        )
     report = obj.get("report")
     if report is not None and not isinstance(report, str):
         raise DataError(f"{where}: 'report' must be a string")
