@@ -483,6 +483,8 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     source = _source_name(args.source)
     if source == "synthetic":
         out = Path(args.out or "data/synthetic")
+        if out.is_dir() and any(out.iterdir()) and not args.force:
+            raise CLIError(f"{out} already holds files; pass --force to overwrite them")
         manifest = synthetic.write_dataset(out, n=args.num_images, size=args.size, seed=args.seed)
         _summarise(_records("synthetic", str(out), "all"), manifest)
         return 0
@@ -875,6 +877,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0, help="synthetic: seed")
     q.add_argument(
         "--option", action="append", metavar="KEY=VALUE", help="adapter option (repeatable)"
+    )
+    q.add_argument(
+        "--force", action="store_true", help="synthetic: overwrite a folder that holds files"
     )
     q.set_defaults(func=cmd_data_prepare)
     q = data_sub.add_parser("sources", help="list the dataset adapters")

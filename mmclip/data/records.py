@@ -249,7 +249,16 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     with open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
+        lines = enumerate(handle, start=1)
+        while True:
+            try:
+                number, line = next(lines)
+            except StopIteration:
+                return
+            except (EOFError, OSError, UnicodeDecodeError) as err:  # truncated .gz, bad bytes
+                raise DataError(
+                    f"{path}: truncated or corrupt ({type(err).__name__}: {err})"
+                ) from None
             if not line.strip():
                 continue
             try:

@@ -759,3 +759,25 @@ def test_threads_below_one_or_not_a_number_is_a_usage_error(capsys, value: str) 
         main(["models", "--threads", value])
     assert exit_info.value.code == 2
     assert "argument --threads: must be" in capsys.readouterr().err
+
+
+def test_data_prepare_synthetic_refuses_a_folder_with_files_unless_forced(capsys, tmp_path) -> None:
+    out = tmp_path / "synthetic"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine", encoding="utf-8")
+    code, _, err = run_cli(
+        capsys, "data", "prepare", "synthetic", "--out", str(out), "--num-images", "4"
+    )
+    assert code == 2 and "already holds files; pass --force" in err
+    assert (out / "keep.txt").read_text(encoding="utf-8") == "mine"
+    code, _, err = run_cli(
+        capsys, "data", "prepare", "synthetic", "--out", str(out), "--num-images", "4", "--force"
+    )
+    assert code == 0, err
+
+
+def test_data_prepare_with_an_unknown_option_is_one_line(capsys, tmp_path) -> None:
+    code, _, err = run_cli(
+        capsys, "data", "prepare", "kermany", "--root", str(tmp_path), "--option", "bogus=1"
+    )
+    assert code == 2 and "has no option(s) ['bogus']" in err and "Traceback" not in err

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -66,4 +67,10 @@ def load_source(name: str, root: str | Path, **kwargs: Any) -> list[XrayRecord]:
         adapter = SOURCES[name]
     except KeyError:
         raise ValueError(f"unknown source {name!r}; known: {list_sources()}") from None
+    params = inspect.signature(adapter).parameters
+    if not any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        valid = [k for k in params if k != "root"]
+        unknown = sorted(set(kwargs) - set(valid))
+        if unknown:
+            raise ValueError(f"source {name!r} has no option(s) {unknown}; its options: {valid}")
     return adapter(root, **kwargs)
