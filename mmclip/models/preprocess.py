@@ -28,9 +28,12 @@ def load_image(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file {str(path)!r} does not exist")
-    with Image.open(path) as image:
-        image.load()
-        return image.copy()
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+    except (OSError, SyntaxError, ValueError) as error:  # PIL's errors for bad image bytes
+        raise ValueError(f"image file {str(path)!r} cannot be decoded ({error})") from None
 
 
 def _from_array(array: np.ndarray) -> Tensor:

@@ -57,3 +57,12 @@ def test_hostile_sizes_in_config_json_are_refused_before_allocating(
     config.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(ValueError, match=message):
         MMCLIPModel.from_pretrained(saved)
+
+
+def test_a_corrupt_image_file_is_named(tmp_path) -> None:
+    from mmclip.models.preprocess import load_image
+
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"bad\.jpg' cannot be decoded"):
+        load_image(bad)
