@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mmclip.batch import SampleKind
+from mmclip.findings import CHEXPERT_FINDINGS, NO_FINDING
 
 __all__ = [
     "CHEXPERT_FINDINGS",
@@ -46,24 +47,6 @@ logger = logging.getLogger(__name__)
 Split = Literal["train", "val", "test"]
 ErrorPolicy = Literal["raise", "skip"]
 
-NO_FINDING = "No Finding"
-CHEXPERT_FINDINGS: tuple[str, ...] = (
-    "No Finding",
-    "Enlarged Cardiomediastinum",
-    "Cardiomegaly",
-    "Lung Opacity",
-    "Lung Lesion",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
-    "Support Devices",
-)
-"""The 14 CheXpert / MIMIC-CXR observations, in the order of their label CSVs."""
 
 _SPLIT_ALIASES = {
     "train": "train",

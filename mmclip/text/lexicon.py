@@ -36,6 +36,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mmclip.findings import CHESTXRAY14_FINDINGS, CHEXPERT_FINDINGS
+
 __all__ = [
     "ASSERTIONS",
     "CHESTXRAY14_FINDINGS",
@@ -51,41 +53,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The 14 CheXpert observations, in the CheXpert order.
-CHEXPERT_FINDINGS: tuple[str, ...] = (
-    "No Finding",
-    "Enlarged Cardiomediastinum",
-    "Cardiomegaly",
-    "Lung Opacity",
-    "Lung Lesion",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
-    "Support Devices",
-)
-
-#: The 14 ChestX-ray14 findings, in the NIH order ("No Finding" is added by the labeler).
-CHESTXRAY14_FINDINGS: tuple[str, ...] = (
-    "Atelectasis",
-    "Cardiomegaly",
-    "Effusion",
-    "Infiltration",
-    "Mass",
-    "Nodule",
-    "Pneumonia",
-    "Pneumothorax",
-    "Consolidation",
-    "Edema",
-    "Emphysema",
-    "Fibrosis",
-    "Pleural_Thickening",
-    "Hernia",
-)
 
 #: Label schemas a concept's ``labels`` may name, with the labels each allows.
 LABEL_SCHEMAS: dict[str, tuple[str, ...]] = {

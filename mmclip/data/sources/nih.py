@@ -19,25 +19,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from mmclip.data.records import DataError, XrayRecord, patient_split, read_csv_rows
+from mmclip.findings import CHESTXRAY14_FINDINGS
 
 __all__ = ["NIH_FINDINGS", "load_nih_chestxray14"]
 
-NIH_FINDINGS: tuple[str, ...] = (
-    "Atelectasis",
-    "Cardiomegaly",
-    "Effusion",
-    "Infiltration",
-    "Mass",
-    "Nodule",
-    "Pneumonia",
-    "Pneumothorax",
-    "Consolidation",
-    "Edema",
-    "Emphysema",
-    "Fibrosis",
-    "Pleural_Thickening",
-    "Hernia",
-)
+NIH_FINDINGS: tuple[str, ...] = CHESTXRAY14_FINDINGS
+"""The 14 ChestX-ray14 findings (:data:`mmclip.findings.CHESTXRAY14_FINDINGS`)."""
 
 
 def _read_list(path: Path) -> set[str]:
