@@ -18,6 +18,11 @@ void define_entity_span_mask(torch::Library& m);
 // q[B,T,D], k[B,P,D], weight[B,T]; floating q/k of one dtype, weight floating.
 void check_cross_modal_attention_score_inputs(const at::Tensor& q, const at::Tensor& k,
                                               const at::Tensor& weight);
+// weight[B,T] divided by its row maximum (in float64 for float64 weights, else float32),
+// as contiguous float32; rows whose maximum is not > 0 are unchanged. What every
+// backend's kernel sums, so that no sum of weights can overflow float32.
+// Backend-independent (ATen ops on weight's device).
+at::Tensor normalized_attention_weights(const at::Tensor& weight);
 
 // scores[B,P] floating, noise[B,P] float32, 0 <= n_mask <= P, tau >= 0.
 void check_attention_guided_mask_inputs(const at::Tensor& scores, const at::Tensor& noise,

@@ -2,8 +2,11 @@
 
 Every check raises ``ValueError`` (or ``TypeError`` for a non-tensor) with a message
 that names the argument, before any kernel touches memory. Checks that need tensor
-values (index ranges) run on CPU tensors only; on CUDA the kernels guard every read
-and write themselves so that a bad index never corrupts memory.
+values (index ranges, distinct indices, finite non-negative weights, span bounds) run
+on every device with data, so a bad value is the same error on CPU and CUDA (on CUDA
+each such check reads one small result back to the host, a synchronisation). Tensors
+on the ``meta`` device hold no values and are not value-checked. The CUDA kernels still
+guard every read and write for direct ``torch.ops.mmclip.*`` calls.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from torch import Tensor
 __all__ = [
     "check_device",
     "check_dtype",
+    "check_finite_nonnegative",
     "check_index_range",
     "check_ratio",
     "check_shape",
     "check_tensor",
+    "has_values",
 ]
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
@@ -71,10 +76,32 @@ def check_ratio(name: str, value: float) -> float:
     return value
 
 
+def has_values(value: Tensor) -> bool:
+    """True when ``value`` holds data that a value check can read (not ``meta``, not empty)."""
+    return value.device.type != "meta" and value.numel() > 0
+
+
 def check_index_range(name: str, idx: Tensor, upper: int) -> None:
-    """Require ``0 <= idx < upper`` (CPU tensors only; a no-op on other devices)."""
-    if idx.device.type != "cpu" or idx.numel() == 0:
+    """Require ``0 <= idx < upper`` (on every device; one host read of the extremes)."""
+    if not has_values(idx):
         return
-    low, high = int(idx.min()), int(idx.max())
+    low, high = torch.stack(tuple(torch.aminmax(idx))).tolist()
     if low < 0 or high >= upper:
         raise ValueError(f"{name} must index into [0, {upper}); found values in [{low}, {high}]")
+
+
+def check_finite_nonnegative(name: str, value: Tensor, meaning: str) -> None:
+    """Require every element of the floating ``value`` finite and ``>= 0`` (every device).
+
+    ``meaning`` completes the message, e.g. ``"0 ignores a token"``. The first bad
+    element is named by its index.
+    """
+    if not has_values(value):
+        return
+    bad = ~(torch.isfinite(value) & (value >= 0))
+    if bool(bad.any()):
+        where = tuple(int(i) for i in bad.nonzero()[0].tolist())
+        found = value[where].item()
+        raise ValueError(
+            f"{name} must be >= 0 and finite ({meaning}); found {found} at {list(where)}"
+        )

@@ -9,7 +9,8 @@ from torch import Tensor, nn
 
 from . import _validation as v
 from . import reference
-from ._library import has_ops, using_compiled
+from ._dispatch import compiled_for
+from ._library import has_ops
 
 __all__ = ["CrossModalAttentionScore", "cross_modal_attention_score"]
 
@@ -21,7 +22,8 @@ def cross_modal_attention_score(
 
     For every text token, a softmax over the ``P`` patches of ``scale · q·k``; the result
     is the ``weight``-normalised mean of those distributions over tokens, so each row
-    sums to 1. A row whose weights are all zero gives ``1 / P`` everywhere. The compiled
+    sums to 1 (however large the finite weights: they are divided by their row maximum
+    first). A row whose weights are all zero gives ``1 / P`` everywhere. The compiled
     kernels never build the ``[B, T, P]`` attention tensor.
 
     The operator is **not differentiable**: it is the no-grad guidance of AttMIM, and
@@ -30,11 +32,16 @@ def cross_modal_attention_score(
     Args:
         q (Tensor[B, T, D]): text token queries (float32, float16, bfloat16 or float64).
         k (Tensor[B, P, D]): patch keys, same dtype as ``q``.
-        weight (Tensor[B, T]): non-negative token weights; 0 ignores a token (padding).
+        weight (Tensor[B, T]): finite non-negative token weights; 0 ignores a token
+            (padding).
         scale: logit scale; defaults to ``1 / sqrt(D)``.
 
     Returns:
         Tensor[B, P] float32.
+
+    Raises:
+        ValueError: a bad rank, dtype, device or shape, a non-finite ``scale``, or a
+            negative / NaN / infinite weight (on every device, before any kernel runs).
     """
     v.check_tensor("q", q, 3)
     v.check_tensor("k", k, 3)
@@ -52,9 +59,8 @@ def cross_modal_attention_score(
     if not math.isfinite(scale):
         raise ValueError(f"scale must be finite; got {scale}")
     q, k, weight = q.detach(), k.detach(), weight.detach()
-    if weight.device.type == "cpu" and weight.numel() and bool((weight < 0).any()):
-        raise ValueError("weight must be >= 0 (0 ignores a token)")
-    if using_compiled():
+    v.check_finite_nonnegative("weight", weight, "0 ignores a token")
+    if compiled_for("cross_modal_attention_score", q.device):
         return torch.ops.mmclip.cross_modal_attention_score(q, k, weight, scale)
     return reference.cross_modal_attention_score(q, k, weight, scale)
 

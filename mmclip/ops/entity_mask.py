@@ -10,7 +10,8 @@ from torch import Tensor, nn
 
 from . import _validation as v
 from . import reference
-from ._library import has_ops, using_compiled
+from ._dispatch import compiled_for
+from ._library import has_ops
 
 __all__ = ["EntitySpanMask", "entity_span_mask"]
 
@@ -25,8 +26,10 @@ def _as_bool(name: str, mask: Tensor, ids: Tensor) -> Tensor:
 
 
 def _check_spans(span_offsets: Tensor, spans: Tensor, batch: int, length: int) -> None:
-    if span_offsets.device.type != "cpu":
-        return  # the CUDA kernels skip malformed spans instead of reading past them
+    """Require well-formed CSR spans (every device with values: the CUDA kernels would
+    skip malformed spans silently where the CPU kernel raises)."""
+    if not v.has_values(span_offsets):
+        return
     offsets = span_offsets.tolist()
     if offsets[0] != 0 or offsets[-1] != spans.shape[0]:
         raise ValueError(
@@ -35,7 +38,7 @@ def _check_spans(span_offsets: Tensor, spans: Tensor, batch: int, length: int) -
         )
     if any(a > b for a, b in itertools.pairwise(offsets)):
         raise ValueError("span_offsets must be non-decreasing")
-    if spans.numel():
+    if v.has_values(spans):
         starts, ends = spans[:, 0], spans[:, 1]
         bad = (starts < 0) | (ends < starts) | (ends > length)
         if bool(bad.any()):
@@ -130,7 +133,7 @@ def entity_span_mask(
         *settings.as_tuple(),
         mask_token_id,
     )
-    if using_compiled():
+    if compiled_for("entity_span_mask", device):
         return torch.ops.mmclip.entity_span_mask(*args)
     return reference.entity_span_mask(*args)
 

@@ -11,7 +11,8 @@ from torch import Tensor, nn
 
 from . import _validation as v
 from . import reference
-from ._library import has_ops, using_compiled
+from ._dispatch import compiled_for
+from ._library import has_ops
 
 __all__ = ["MaskedGather", "MaskedScatter", "masked_gather", "masked_scatter"]
 
@@ -28,7 +29,8 @@ def _check_index(name: str, idx: Tensor, ref_name: str, ref: Tensor, upper: int)
 
 
 def _check_distinct(name: str, idx: Tensor) -> None:
-    if idx.device.type == "cpu" and idx.shape[1] > 1:
+    """Require distinct indices per row (every device with values)."""
+    if v.has_values(idx) and idx.shape[1] > 1:
         ordered = idx.sort(dim=1).values
         if bool((ordered[:, 1:] == ordered[:, :-1]).any()):
             raise ValueError(f"{name} must hold distinct indices per row")
@@ -47,7 +49,7 @@ def masked_gather(x: Tensor, idx: Tensor) -> Tensor:
     v.check_tensor("x", x, 3)
     v.check_dtype("x", x, v.FLOAT_DTYPES)
     _check_index("idx", idx, "x", x, x.shape[1])
-    if using_compiled():
+    if compiled_for("masked_gather", x.device):
         return torch.ops.mmclip.masked_gather(x, idx)
     return reference.masked_gather(x, idx)
 
@@ -81,9 +83,9 @@ def masked_scatter(
     v.check_shape(
         "keep_idx", keep_idx, tuple(visible.shape[:2]), "batch and token sizes of visible"
     )
-    if using_compiled():
-        return torch.ops.mmclip.masked_scatter(visible, keep_idx, mask_token, num_patches)
     _check_distinct("keep_idx", keep_idx)
+    if compiled_for("masked_scatter", visible.device):
+        return torch.ops.mmclip.masked_scatter(visible, keep_idx, mask_token, num_patches)
     return reference.masked_scatter(visible, keep_idx, mask_token, num_patches)
 
 

@@ -9,7 +9,8 @@ from torch import Tensor, nn
 
 from . import _validation as v
 from . import reference
-from ._library import has_ops, using_compiled
+from ._dispatch import compiled_for
+from ._library import has_ops
 
 __all__ = ["AttentionGuidedMask", "attention_guided_mask", "mask_count"]
 
@@ -57,7 +58,7 @@ def attention_guided_mask(
     n_mask = mask_count(mask_ratio, num_patches)
     scores = scores.detach()
     noise = torch.rand(batch, num_patches, generator=generator, device=scores.device)
-    if using_compiled():
+    if compiled_for("attention_guided_mask", scores.device):
         return torch.ops.mmclip.attention_guided_mask(scores, noise, n_mask, tau)
     return reference.attention_guided_mask(scores, noise, n_mask, tau)
 

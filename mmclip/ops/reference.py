@@ -25,6 +25,7 @@ __all__ = [
     "masked_gather_backward",
     "masked_scatter",
     "masked_scatter_backward",
+    "normalized_weights",
 ]
 
 IGNORE_INDEX = -100
@@ -48,17 +49,36 @@ def cross_modal_attention_score(q: Tensor, k: Tensor, weight: Tensor, scale: flo
     Returns:
         Tensor[B, P] float32: ``sum_t w_t softmax_p(scale q_t.k_p) / sum_t w_t``; rows
         whose weights are all zero are ``1 / P``.
+
+    The weights are divided by their row maximum (:func:`normalized_weights`) before anything is
+    summed, as in the compiled kernels: the float32 sums then add values in ``[0, 1]``,
+    so a row of huge finite weights still sums to 1 instead of overflowing.
     """
     batch, num_patches = k.shape[0], k.shape[1]
     if num_patches == 0:
         return torch.empty(batch, 0, dtype=torch.float32, device=k.device)
     logits = torch.bmm(q.float(), k.float().transpose(1, 2)) * scale  # [B, T, P]
     attention = logits.softmax(dim=-1)
-    w = weight.float()
-    total = w.sum(dim=1, keepdim=True)  # [B, 1]
+    w = normalized_weights(weight)  # [B, T], row maxima 1
+    total = w.sum(dim=1, keepdim=True)  # [B, 1], in [1, T] or 0
     scores = torch.bmm(w.unsqueeze(1), attention).squeeze(1) / total.clamp_min(1e-30)
     uniform = torch.full_like(scores, 1.0 / num_patches)
     return torch.where(total > 0, scores, uniform)
+
+
+def normalized_weights(weight: Tensor) -> Tensor:
+    """``weight`` (Tensor[B, T]) divided by its row maximum, as float32.
+
+    The division runs in float64 for float64 weights (which may exceed the float32
+    range), in float32 otherwise; the quotients lie in ``[0, 1]``. Rows whose maximum is
+    not ``> 0`` (all zero) are returned unchanged. Mirrors ``normalized_attention_weights``
+    of the C++ operators.
+    """
+    w = weight if weight.dtype == torch.float64 else weight.float()
+    if w.shape[1] == 0:
+        return w.float()
+    row_max = w.amax(dim=1, keepdim=True)
+    return (w / torch.where(row_max > 0, row_max, torch.ones_like(row_max))).float()
 
 
 def gumbel_keys(scores: Tensor, noise: Tensor, tau: float) -> Tensor:

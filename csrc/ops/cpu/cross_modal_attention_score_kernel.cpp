@@ -2,11 +2,14 @@
 //
 // One sample at a time per thread: the logits of the sample's weighted tokens form a
 // [T', P] block (T' = tokens with weight > 0) that stays in cache; the [B, T, P]
-// attention tensor is never built.
+// attention tensor is never built. The weights are checked (finite, >= 0) and divided by
+// their row maximum first (normalized_attention_weights), so huge finite weights cannot
+// overflow the float32 sums.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <cmath>
 #include <vector>
 
 #include "../checks.h"
@@ -24,7 +27,16 @@ at::Tensor cross_modal_attention_score_cpu(const at::Tensor& q, const at::Tensor
 
   const auto q_c = q.contiguous();
   const auto k_c = k.contiguous();
-  const auto w = weight.to(at::kFloat).contiguous();
+  const auto w_raw = weight.to(at::kDouble).contiguous();  // exact for every float dtype
+  const double* raw_ptr = w_raw.data_ptr<double>();
+  for (int64_t i = 0; i < batch * tokens; ++i) {
+    const double value = raw_ptr[i];
+    TORCH_CHECK(std::isfinite(value) && value >= 0.0,
+                "weight must be >= 0 and finite (0 ignores a token), found ", value, " at [",
+                i / tokens, ", ", i % tokens, "]");
+  }
+  // Divided by the row maximum: the sums below add values in [0, 1] and cannot overflow.
+  const auto w = normalized_attention_weights(weight);
   const float* w_ptr = w.data_ptr<float>();
   float* out_ptr = out.data_ptr<float>();
 
@@ -37,8 +49,6 @@ at::Tensor cross_modal_attention_score_cpu(const at::Tensor& q, const at::Tensor
       valid.clear();
       double total = 0.0;
       for (int64_t t = 0; t < tokens; ++t) {
-        TORCH_CHECK(w_row[t] >= 0.0f, "weight must be >= 0, found ", w_row[t], " at [", b, ", ",
-                    t, "]");
         if (w_row[t] > 0.0f) {
           valid.push_back(t);
           total += w_row[t];
@@ -52,7 +62,7 @@ at::Tensor cross_modal_attention_score_cpu(const at::Tensor& q, const at::Tensor
                                        at::TensorOptions().dtype(at::kLong));
       const auto q_rows = q_c[b].index_select(0, index).to(at::kFloat);   // [T', D]
       const auto k_rows = k_c[b].to(at::kFloat);                          // [P, D]
-      const auto w_valid = w[b].index_select(0, index);                   // [T']
+      const auto w_valid = w[b].index_select(0, index);                   // [T'], max 1
       const auto attention = at::mm(q_rows, k_rows.t()).mul_(scale).softmax(1);  // [T', P]
       const auto scores = at::mv(attention.t(), w_valid).div_(total);      // [P]
       std::copy_n(scores.data_ptr<float>(), patches, out_row);

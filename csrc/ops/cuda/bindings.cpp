@@ -3,9 +3,10 @@
 // contiguity and dtype dispatch, then the torch-free launchers of kernels.h.
 //
 // Nothing here synchronises with the device: value checks that the CPU kernels make
-// (index ranges, distinct keep_idx, well-formed spans, non-negative weights) are not
-// repeated; the kernels instead never access memory out of bounds for such values (see
-// kernels.h for what each one does with them).
+// (index ranges, distinct keep_idx, well-formed spans, finite non-negative weights) are
+// not repeated; the Python wrappers make them on every device before dispatch, and for
+// direct calls of torch.ops.mmclip.* the kernels never access memory out of bounds for
+// such values (see kernels.h for what each one does with them).
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -60,7 +61,9 @@ at::Tensor cross_modal_attention_score_cuda(const at::Tensor& q, const at::Tenso
   if (batch == 0 || patches == 0) return out;
   const auto q_c = q.contiguous();
   const auto k_c = k.contiguous();
-  const auto w = weight.to(at::kFloat).contiguous();
+  // Row maxima of 1 (divided on the device): the kernels' float32 sums of
+  // weights and weighted probabilities stay <= T and cannot overflow.
+  const auto w = normalized_attention_weights(weight);
   auto ws = workspace(cuda::cross_modal_attention_score_workspace_bytes(batch, tokens, patches), q);
   C10_CUDA_CHECK(cuda::launch_cross_modal_attention_score(
       q_c.data_ptr(), k_c.data_ptr(), w.data_ptr<float>(), out.data_ptr<float>(), ws.data_ptr(),

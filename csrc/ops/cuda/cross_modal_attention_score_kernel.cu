@@ -2,7 +2,11 @@
 //
 //   out[b,p] = sum_t w[b,t] softmax_p(scale * q[b,t].k[b,p]) / sum_t w[b,t]   (float32)
 //
-// The [B, T, P] attention tensor never reaches global memory. Three stages:
+// The weights arrive divided by their row maximum (normalized_attention_weights in the
+// bindings), so every weight is in [0, 1], each partial sum is at most
+// the tile's token count and the total at most T: nothing here can overflow, however
+// large the caller's finite weights were. The [B, T, P] attention tensor never reaches
+// global memory. Three stages:
 //
 // 1. Tile kernel, one block of 256 threads per (sample b, tile of TM weighted tokens);
 //    blockIdx.x = b * n_tiles + tile, so the tiles of one sample run side by side and

@@ -14,7 +14,8 @@
 //   required; the caching allocator gives 512).
 // * Index values are never trusted: an index outside its range is skipped (never read
 //   or written through), as documented per launcher. The CPU kernels reject such
-//   inputs with an error instead; the Python wrappers check index ranges on CPU only.
+//   inputs with an error instead; the Python wrappers reject them on every device
+//   before dispatch, so only direct calls of torch.ops.mmclip.* reach these guards.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -30,11 +31,14 @@ enum class DType : int { F32 = 0, F16 = 1, BF16 = 2, F64 = 3 };
 
 // ---------------------------------------------------------------------------------
 // cross_modal_attention_score
-// q[B,T,D], k[B,P,D] (dtype), weight[B,T] float32, out[B,P] float32.
+// q[B,T,D], k[B,P,D] (dtype), weight[B,T] float32 divided by its row maximum (the
+// binding's normalized_attention_weights: values in [0, 1], so no float32 sum can
+// overflow), out[B,P] float32.
 // out[b,p] = sum_t w[b,t] softmax_p(scale * q[b,t].k[b,p]) / sum_t w[b,t]; rows whose
 // weight sum is not > 0 get 1/P. Tokens with w == 0 are skipped (their logits are
-// never used, so inf / NaN there does not leak). Negative weights are not rejected
-// (the CPU kernel rejects them): they enter the sums like the reference formula.
+// never used, so inf / NaN there does not leak). Negative or NaN weights are not
+// rejected here (no host synchronisation): the Python wrapper rejects them on every
+// device; a direct call gets them in the sums like the reference formula.
 size_t cross_modal_attention_score_workspace_bytes(int64_t B, int64_t T, int64_t P);
 cudaError_t launch_cross_modal_attention_score(const void* q, const void* k, const float* weight,
                                                float* out, void* workspace, int64_t B, int64_t T,
