@@ -94,17 +94,33 @@ class Prompter(Protocol):
 
 
 def disease_kind_id(labels: Mapping[str, Any]) -> int:
-    """Stable id of the disease kind of ``labels``: the set of positive findings.
+    """Stable id of the disease kind of ``labels`` (1 positive, 0 negative, -1 uncertain).
 
-    ``-1`` for no labels; every label set without a positive finding (a normal study) is one
-    kind. The id is a hash, the same on every rank and in every run, so samples of one kind
+    * ``-1`` for no labels (unknown kind: only its own pair is a positive);
+    * a study with a positive finding: the kind of its set of positive findings (uncertain
+      findings beside them do not change it);
+    * a study without a positive finding but with uncertain ones (``-1``): the kind of its
+      set of *uncertain* findings, apart from every positive kind and from "No Finding" —
+      "possible effusion" is not a normal study (its prompt is not the normal-study
+      sentence either), so it is never a label-aware positive of the normal studies;
+      two studies uncertain about the same findings share a kind;
+    * every other label set (all negative, or "No Finding") is the one normal kind.
+
+    The id is a hash, the same on every rank and in every run, so samples of one kind
     are never each other's contrastive negatives, across ranks too.
     """
     known = {k: v for k, v in labels.items() if v is not None and v == v}
     if not known:
         return -1
-    positive = sorted(k for k, v in known.items() if v == 1 and k != NO_FINDING)
-    key = "|".join(positive) if positive else NO_FINDING
+    findings = {k: v for k, v in known.items() if k != NO_FINDING}
+    positive = sorted(k for k, v in findings.items() if v == 1)
+    uncertain = sorted(k for k, v in findings.items() if v == -1)
+    if positive:
+        key = "|".join(positive)
+    elif uncertain:
+        key = "uncertain:" + "|".join(uncertain)
+    else:
+        key = NO_FINDING
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=7).digest(), "big")
 
 

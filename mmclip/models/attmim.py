@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +34,9 @@ from .vit import VisionTransformer, patchify
 __all__ = ["AttMIM", "MIMDecoder", "MIMOutput", "dilate_scores", "tau_schedule"]
 
 DEFAULT_GUIDE_SCALE = 1.0 / 0.07
+"""Guidance logit scale of an AttMIM without ``config.guide_scale`` and without a learned
+scale to follow (``scale_source``): ``1 / 0.07``, the logit scale the contrastive loss
+starts from by default (``ContrastiveConfig.init_temperature``)."""
 
 
 def tau_schedule(step: int, tau_final: float, warmup_steps: int, anneal_steps: int) -> float:
@@ -195,6 +199,10 @@ class AttMIM(nn.Module):
         borrow_towers: the encoder and the projections belong to (are registered by) the
             caller, e.g. :class:`~mmclip.models.MMCLIPModel`; False (standalone use)
             registers them here.
+        scale_source: the learned logit scale the guidance follows when
+            ``config.guide_scale`` is None, as a callable returning it (the owner's:
+            :class:`~mmclip.models.MMCLIPModel` passes its local term's attention scale, or
+            its contrastive logit scale). See :meth:`guide_scale` for the one rule.
     """
 
     def __init__(
@@ -206,6 +214,7 @@ class AttMIM(nn.Module):
         image_proj: nn.Module | None = None,
         text_proj: nn.Module | None = None,
         borrow_towers: bool = False,
+        scale_source: Callable[[], float] | None = None,
         **overrides: object,
     ) -> None:
         super().__init__()
@@ -232,6 +241,7 @@ class AttMIM(nn.Module):
             borrowed=borrow_towers and text_proj is not None,
         )
         self.text_dim = text_dim
+        self.scale_source = scale_source
         context = text_dim if (text_dim is not None and config.decoder_cross_attention) else None
         self.decoder = MIMDecoder(
             encoder.width,
@@ -258,6 +268,22 @@ class AttMIM(nn.Module):
             c.tau_anneal_steps,
         )
 
+    def guide_scale(self) -> float:
+        """Logit scale of the guidance's token → patch softmax: the one default rule.
+
+        ``config.guide_scale`` when set (the same number in a standalone block and in
+        :class:`~mmclip.models.MMCLIPModel`); else the learned scale of ``scale_source``
+        (the model's); else :data:`DEFAULT_GUIDE_SCALE` (``1 / 0.07``). A standalone block
+        and a model built from the same config therefore agree whenever
+        ``config.guide_scale`` is set, or when the block is given the model's
+        ``scale_source``.
+        """
+        if self.config.guide_scale is not None:
+            return float(self.config.guide_scale)
+        if self.scale_source is not None:
+            return float(self.scale_source())
+        return DEFAULT_GUIDE_SCALE
+
     @torch.no_grad()
     def guidance_scores(
         self,
@@ -275,7 +301,7 @@ class AttMIM(nn.Module):
             text_weight (Tensor[B, T]): token weights (0 = padding).
             guide_states (Tensor[B, P, D] | None): precomputed all-patch states; None runs
                 the encoder (first ``guide_depth`` blocks) on all patches.
-            scale: similarity logit scale (default ``config.guide_scale`` or 1/0.07).
+            scale: similarity logit scale (default :meth:`guide_scale`).
 
         Returns:
             Tensor[B, P] float32, rows summing to 1.
@@ -290,11 +316,7 @@ class AttMIM(nn.Module):
                 f"{k.shape[-1]}; pass image_proj/text_proj to AttMIM"
             )
         if scale is None:
-            scale = (
-                self.config.guide_scale
-                if self.config.guide_scale is not None
-                else DEFAULT_GUIDE_SCALE
-            )
+            scale = self.guide_scale()
         dtype = torch.promote_types(q.dtype, k.dtype)
         return cross_modal_attention_score(
             q.to(dtype), k.to(dtype), text_weight.float(), float(scale)
@@ -345,7 +367,7 @@ class AttMIM(nn.Module):
                 for the guidance (detached).
             tau: temperature override; default :meth:`current_tau` (``step``).
             step: step for the schedule; default the one set by :meth:`set_step`.
-            guide_scale: similarity logit scale of the guidance.
+            guide_scale: similarity logit scale of the guidance (default :meth:`guide_scale`).
             generator: random source of the mask.
 
         Returns:

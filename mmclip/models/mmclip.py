@@ -320,6 +320,7 @@ class MMCLIPModel(nn.Module):
             image_proj=self.image_proj,
             text_proj=self.text_proj,
             borrow_towers=True,
+            scale_source=self.learned_guide_scale,
         )
         self.entmlm = EntMLM(
             text,
@@ -563,18 +564,40 @@ class MMCLIPModel(nn.Module):
         for name, value in terms.items():
             setattr(out, name, value)
             total_loss = total_loss + getattr(weights, name) * value
+        if torch.is_grad_enabled() and (not terms or not total_loss.requires_grad):
+            # No active term: still a loss that backward() accepts (with a fixed temperature
+            # the logit scale above is a buffer, without graph).
+            total_loss = total_loss + self._zero_loss()
         out.loss = total_loss
         return out
 
-    def guide_scale(self) -> float:
-        """Logit scale of the guidance's token → patch softmax.
+    def _zero_loss(self) -> Tensor:
+        """A scalar 0 connected to every trainable parameter (float32).
 
-        ``attmim.guide_scale`` when set; else the local term's attention scale when the local
-        term is on (the guidance reads what it trains), else the contrastive logit scale.
+        The loss of a step without an active term: ``.backward()`` works on it and gives
+        every trainable parameter a zero gradient (so DDP, which waits for each one, does
+        not hang). A zero with no graph when nothing is trainable.
         """
-        fixed = self.config.attmim.guide_scale
-        if fixed is not None:
-            return float(fixed)
+        zero = self.visual.cls_token.new_zeros((), dtype=torch.float32)
+        for p in self.parameters():
+            if p.requires_grad:
+                zero = zero + p.reshape(-1)[:1].float().sum() * 0.0
+        return zero
+
+    def guide_scale(self) -> float:
+        """Logit scale of the guidance's token → patch softmax: ``self.attmim.guide_scale()``.
+
+        ``attmim.guide_scale`` when set (as in a standalone :class:`AttMIM` of that config);
+        else :meth:`learned_guide_scale`, the model's ``scale_source`` of the block.
+        """
+        return self.attmim.guide_scale()
+
+    def learned_guide_scale(self) -> float:
+        """The learned scale the guidance follows without ``attmim.guide_scale``.
+
+        The local term's attention scale when the local term is on (the guidance reads
+        what it trains), else the contrastive logit scale.
+        """
         if self.config.loss_weights.local != 0:
             return float(self.local.attention_scale().detach())
         return float(self.contrastive.scale().detach())
