@@ -7,7 +7,6 @@ bad config key or an unknown model; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -479,6 +478,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 def cmd_data_prepare(args: argparse.Namespace) -> int:
     """Write a synthetic dataset, or a JSONL manifest of a dataset via its adapter."""
     from mmclip.data import list_sources, load_source, synthetic
+    from mmclip.data.sources.manifest import write_manifest
 
     source = _source_name(args.source)
     if source == "synthetic":
@@ -501,11 +501,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     records = load_source(source, root, **_parse_options(args.option))
     base = _manifest_base(root.resolve() if root.is_dir() else root.resolve().parent, records)
     out = Path(args.out) if args.out else base / f"mmclip-{source}.jsonl"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps(r.to_json(base), sort_keys=True, default=str) for r in records]
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
-    os.replace(tmp, out)
+    write_manifest(records, out, base)
     _summarise(records, out)
     if out.resolve().parent != base:
         print(

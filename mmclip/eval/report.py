@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from mmclip.io import atomic_write_text
 
 from .masks import LesionOverlap
 from .probe import FewLabelResult
@@ -148,12 +149,7 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _atomic_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+_atomic_text = atomic_write_text
 
 
 def write_json(results: Mapping[str, Any], path: str | Path) -> Path:

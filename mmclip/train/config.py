@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from mmclip.io import atomic_write_text
+
 __all__ = [
     "ConfigError",
     "DataConfig",
@@ -477,17 +479,9 @@ def _merge(tree: dict[str, Any], data: Mapping[str, Any], prefix: str) -> None:
 
 def save_config(config: TrainConfig, path: str | Path) -> Path:
     """Write the resolved config as YAML (atomically)."""
-    import os
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(
-        yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=False),
-        encoding="utf-8",
+    return atomic_write_text(
+        path, yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=False)
     )
-    os.replace(tmp, path)
-    return path
 
 
 def sources_summary(sources: Sequence[SourceConfig]) -> str:

@@ -38,7 +38,7 @@ from mmclip.data.records import (
     resolve_under_root,
 )
 
-__all__ = ["PATH_FIELDS", "load_manifest"]
+__all__ = ["PATH_FIELDS", "load_manifest", "write_manifest"]
 
 PATH_FIELDS: tuple[str, ...] = ("mask",)
 """Extra fields that hold paths: resolved under the root like ``image``."""
@@ -154,3 +154,14 @@ def _record(
             meta[key] = value
     view = str(obj["view"]) if obj.get("view") else None
     return XrayRecord(image, report, labels, patient, view, split, source, meta)
+
+
+def write_manifest(records: Sequence[XrayRecord], path: str | Path, base: str | Path) -> Path:
+    """Write ``records`` as a JSONL manifest (atomically), paths relative to ``base``.
+
+    :func:`load_manifest` with ``image_root=base`` reads it back.
+    """
+    from mmclip.io import atomic_write_text
+
+    lines = [json.dumps(r.to_json(Path(base)), sort_keys=True, default=str) for r in records]
+    return atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
