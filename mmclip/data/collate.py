@@ -2,7 +2,7 @@
 
 Text goes through two small interfaces so a model can swap them:
 
-* a :class:`TextEncoder` takes texts and returns the tokenised batch with the entity spans in
+* a :class:`ReportTokenizer` takes texts and returns the tokenised batch with the entity spans in
   CSR form (:class:`TokenizedText`); :class:`RadiologyTextEncoder` is the default (fast
   tokenizer, batched; entities from :func:`mmclip.text.extract_entities`, aligned with
   :func:`mmclip.text.encode_with_spans`);
@@ -42,7 +42,7 @@ __all__ = [
     "DiseaseKindPrompter",
     "Prompter",
     "RadiologyTextEncoder",
-    "TextEncoder",
+    "ReportTokenizer",
     "TokenizedText",
     "build_batch",
     "disease_kind_id",
@@ -75,7 +75,7 @@ class TokenizedText:
     focus_spans: Tensor | None = None
 
 
-class TextEncoder(Protocol):
+class ReportTokenizer(Protocol):
     """Tokenises texts and finds their entity token spans."""
 
     def __call__(self, texts: Sequence[str]) -> TokenizedText: ...
@@ -125,7 +125,7 @@ def disease_kind_id(labels: Mapping[str, Any]) -> int:
 
 
 class RadiologyTextEncoder:
-    """The default :class:`TextEncoder`: a fast tokenizer plus radiology entity spans.
+    """The default :class:`ReportTokenizer`: a fast tokenizer plus radiology entity spans.
 
     Args:
         tokenizer: a ``PreTrainedTokenizerFast`` (e.g. :func:`mmclip.text.load_tokenizer`).
@@ -221,7 +221,7 @@ class DiseaseKindPrompter:
 def build_batch(
     records: Sequence[XrayRecord],
     images: Tensor | None,
-    text_encoder: TextEncoder | None,
+    text_encoder: ReportTokenizer | None,
     prompter: Prompter | None,
     seed: int,
 ) -> MMCLIPBatch:

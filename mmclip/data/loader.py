@@ -36,7 +36,7 @@ from mmclip.data.collate import (
     DiseaseKindPrompter,
     Prompter,
     RadiologyTextEncoder,
-    TextEncoder,
+    ReportTokenizer,
     build_batch,
 )
 from mmclip.data.dali_pipeline import DaliImagePipeline, dali_available
@@ -155,7 +155,7 @@ class BatchBuilder:
     Args:
         config: loader settings (transforms, backend, device, error policy).
         tokenizer: fast tokenizer for the default text encoder (or pass ``text_encoder``).
-        text_encoder: a :class:`~mmclip.data.collate.TextEncoder` (overrides ``tokenizer``).
+        text_encoder: a :class:`~mmclip.data.collate.ReportTokenizer` (overrides ``tokenizer``).
         prompter: a :class:`~mmclip.data.collate.Prompter` (default
             :class:`~mmclip.data.collate.DiseaseKindPrompter`).
         max_batch: the largest number of images one call decodes.
@@ -165,7 +165,7 @@ class BatchBuilder:
         self,
         config: LoaderConfig,
         tokenizer: Any = None,
-        text_encoder: TextEncoder | None = None,
+        text_encoder: ReportTokenizer | None = None,
         prompter: Prompter | None = None,
         max_batch: int | None = None,
     ) -> None:
@@ -309,7 +309,7 @@ class XrayLoader:
         records: Sequence[XrayRecord],
         config: LoaderConfig | None = None,
         tokenizer: Any = None,
-        text_encoder: TextEncoder | None = None,
+        text_encoder: ReportTokenizer | None = None,
         prompter: Prompter | None = None,
     ) -> None:
         self.records = list(records)

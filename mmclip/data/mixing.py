@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from mmclip.batch import MMCLIPBatch
-from mmclip.data.collate import Prompter, TextEncoder
+from mmclip.data.collate import Prompter, ReportTokenizer
 from mmclip.data.loader import BatchBuilder, LoaderConfig, ShardedOrder, _prefetched
 from mmclip.data.records import XrayRecord
 
@@ -94,7 +94,7 @@ class MixingLoader:
         config: LoaderConfig | None = None,
         steps_per_epoch: int | None = None,
         tokenizer: Any = None,
-        text_encoder: TextEncoder | None = None,
+        text_encoder: ReportTokenizer | None = None,
         prompter: Prompter | None = None,
     ) -> None:
         self.config = config or LoaderConfig()
