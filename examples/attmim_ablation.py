@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from mmclip.eval.ablation import write_ablation
+from mmclip.eval.ablation import add_runner_arguments, write_ablation
 
 logger = logging.getLogger("attmim_ablation")
 
@@ -95,18 +95,7 @@ def run_one(out: Path, variant: str, seed: int, extra: list[str]) -> dict[str, f
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="attmim-ablation", help="output folder")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument(
-        "--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME"
-    )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="an extra override for every run (e.g. steps=400 for a quick look)",
-    )
+    add_runner_arguments(parser, list(VARIANTS), out="attmim-ablation", quick="steps=400")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     out = Path(args.out)

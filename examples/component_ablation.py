@@ -14,8 +14,9 @@ stopped mid-training resumes from its last checkpoint. The pre-training recipe t
 25 minutes per run on 2 CPU cores and the evaluation under a minute more, so the full table
 (6 variants × 3 seeds) takes about 8 hours there. The simple baselines (random-init,
 raw-pixel PCA, EfficientNet-Lite0) do not depend on the variant: they are measured once, in
-the first run's evaluation (about 15 more minutes, EfficientNet's pass over 5,840 images). Writes ``ablation.md``, ``ablation.json`` and ``ablation.png``
-into ``--out``; run from the repository root so that ``../shared/data`` resolves.
+the first run's evaluation (about 15 more minutes, EfficientNet's pass over 5,840 images).
+Writes ``ablation.md``, ``ablation.json`` and ``ablation.png`` into ``--out``; run from the
+repository root so that ``../shared/data`` resolves.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from mmclip.eval.ablation import write_ablation
+from mmclip.eval.ablation import add_runner_arguments, write_ablation
 from mmclip.eval.baselines import available_baselines
 
 logger = logging.getLogger("component_ablation")
@@ -116,19 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="configs/public-cxr.yaml", help="the recipe")
     parser.add_argument("--data", default="../shared/data", help="the shared data folder")
-    parser.add_argument("--out", default="runs/component-ablation", help="output folder")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument(
-        "--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME"
-    )
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="an extra override for every run (e.g. steps=300 for a quick look)",
-    )
+    add_runner_arguments(parser, list(VARIANTS), out="runs/component-ablation", quick="steps=300")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     config = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))

@@ -7,12 +7,13 @@ X-rays, ``component_ablation.py`` on the public real ones). A table is
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["AblationTable", "mean_sd", "write_ablation"]
+__all__ = ["AblationTable", "add_runner_arguments", "mean_sd", "write_ablation"]
 
 AblationTable = dict[str, dict[str, list[float]]]
 """variant → measure → one value per seed."""
@@ -108,3 +109,22 @@ def write_ablation(
     paths["markdown"].write_text(_markdown(table, columns, descriptions, footer), encoding="utf-8")
     _plot(table, columns, title, paths["plot"])
     return paths
+
+
+def add_runner_arguments(
+    parser: argparse.ArgumentParser, variants: Sequence[str], out: str, quick: str
+) -> None:
+    """The options every ablation runner shares: ``--out``, ``--seeds``, ``--variants``,
+    ``--set`` (``quick``: an example override for a short look, e.g. ``steps=300``)."""
+    parser.add_argument("--out", default=out, help="output folder")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--variants", nargs="+", default=list(variants), choices=list(variants), metavar="NAME"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"an extra override for every run (e.g. {quick} for a quick look)",
+    )
