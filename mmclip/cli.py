@@ -40,8 +40,6 @@ SYNTHETIC_FINDINGS = (
 )  # fmt: skip
 """The CheXpert names of the findings the synthetic generator draws."""
 
-SOURCE_ALIASES = {"covid-notes": "covid-collection", "iu-reports": "iu-xray"}
-
 
 class CLIError(Exception):
     """A user error: printed as one line, exit code 2."""
@@ -64,10 +62,6 @@ def _setup_logging(verbosity: int) -> None:
     root.setLevel(level)
     for noisy in ("PIL", "matplotlib", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def _source_name(name: str) -> str:
-    return SOURCE_ALIASES.get(name, name)
 
 
 def _positive_int(text: str) -> int:
@@ -103,7 +97,7 @@ def _load_model(path: str, device: str = "auto") -> Any:
 def _records(source: str, root: str, split: str, options: dict[str, Any] | None = None) -> list:
     from mmclip.train.data import load_records
 
-    records = load_records(_source_name(source), root, split, **(options or {}))
+    records = load_records(source, root, split, **(options or {}))
     if not records:
         raise CLIError(f"no {split} records in {source} data at {root!r}")
     return records
@@ -477,10 +471,14 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 def cmd_data_prepare(args: argparse.Namespace) -> int:
     """Write a synthetic dataset, or a JSONL manifest of a dataset via its adapter."""
-    from mmclip.data import list_sources, load_source, synthetic
+    from mmclip.data import load_source, synthetic
+    from mmclip.data.sources import resolve_source
     from mmclip.data.sources.manifest import write_manifest
 
-    source = _source_name(args.source)
+    try:
+        source = resolve_source(args.source)
+    except ValueError as error:
+        raise CLIError(str(error)) from None
     if source == "synthetic":
         out = Path(args.out or "data/synthetic")
         if out.is_dir() and any(out.iterdir()) and not args.force:
@@ -488,11 +486,6 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
         manifest = synthetic.write_dataset(out, n=args.num_images, size=args.size, seed=args.seed)
         _summarise(_records("synthetic", str(out), "all"), manifest)
         return 0
-    if source not in list_sources():
-        raise CLIError(
-            f"unknown source {args.source!r}; known: synthetic, {', '.join(list_sources())} "
-            f"(aliases: {', '.join(f'{k}={v}' for k, v in SOURCE_ALIASES.items())})"
-        )
     if not args.root:
         raise CLIError(f"`mmclip data prepare {args.source}` needs --root (the dataset folder)")
     root = Path(args.root)
@@ -535,8 +528,8 @@ def _summarise(records: Sequence[Any], manifest: Path) -> None:
 def cmd_data_sources(args: argparse.Namespace) -> int:
     """List the dataset adapters."""
     from mmclip.data import list_sources
+    from mmclip.data.sources import SOURCE_ALIASES
 
-    print("synthetic")
     for name in list_sources():
         print(name)
     for alias, name in SOURCE_ALIASES.items():

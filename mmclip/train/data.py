@@ -13,7 +13,6 @@ from mmclip.data import (
     MixingLoader,
     TransformConfig,
     XrayRecord,
-    load_manifest,
     load_source,
 )
 from mmclip.data.records import DataError
@@ -29,16 +28,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def _synthetic_records(root: Path) -> list[XrayRecord]:
-    manifest = root / "manifest.jsonl"
-    if not manifest.is_file():
-        raise FileNotFoundError(
-            f"no synthetic dataset at {str(root)!r} (no manifest.jsonl); create one with "
-            f"`mmclip data prepare synthetic --out {root}`"
-        )
-    return load_manifest(manifest, source="synthetic")
 
 
 def load_records(
@@ -61,12 +50,7 @@ def load_records(
         raise FileNotFoundError(f"dataset path {str(root)!r} does not exist")
     if split not in ("train", "val", "test", "all"):
         raise ValueError(f"split must be train, val, test or all; got {split!r}")
-    if source == "synthetic":
-        if options:
-            raise ValueError(f"the synthetic source takes no options; got {sorted(options)}")
-        records = _synthetic_records(root)
-    else:
-        records = load_source(source, root, **options)
+    records = load_source(source, root, **options)
     if split != "all":
         records = [r for r in records if r.split == split]
     return records

@@ -24,6 +24,7 @@ from mmclip.data.sources.siim import load_siim_pneumothorax
 __all__ = [
     "NIH_FINDINGS",
     "SOURCES",
+    "SOURCE_ALIASES",
     "dicom_to_png",
     "list_sources",
     "load_chexpert",
@@ -38,6 +39,8 @@ __all__ = [
     "load_rsna_pneumonia",
     "load_siim_pneumothorax",
     "load_source",
+    "load_synthetic",
+    "resolve_source",
 ]
 
 SOURCES: dict[str, Callable[..., list[XrayRecord]]] = {
@@ -56,17 +59,47 @@ SOURCES: dict[str, Callable[..., list[XrayRecord]]] = {
 """Adapter of each dataset layout, by name."""
 
 
+def load_synthetic(root: str | Path) -> list[XrayRecord]:
+    """A folder written by ``mmclip data prepare synthetic`` (its ``manifest.jsonl``)."""
+    manifest = Path(root) / "manifest.jsonl"
+    if not manifest.is_file():
+        raise FileNotFoundError(
+            f"no synthetic dataset at {str(root)!r} (no manifest.jsonl); create one with "
+            f"`mmclip data prepare synthetic --out {root}`"
+        )
+    return load_manifest(manifest, source="synthetic")
+
+
+SOURCES["synthetic"] = load_synthetic
+
+SOURCE_ALIASES: dict[str, str] = {"covid-notes": "covid-collection", "iu-reports": "iu-xray"}
+"""Other names of sources: the folder names of ``shared/data``."""
+
+
+def resolve_source(name: str) -> str:
+    """The registered name of ``name`` (an alias → its source).
+
+    Raises:
+        ValueError: an unknown name; the message lists the sources and aliases.
+    """
+    name = SOURCE_ALIASES.get(name, name)
+    if name not in SOURCES:
+        aliases = ", ".join(f"{k}={v}" for k, v in SOURCE_ALIASES.items())
+        raise ValueError(
+            f"unknown source {name!r}; known: {', '.join(list_sources())} (aliases: {aliases})"
+        )
+    return name
+
+
 def list_sources() -> list[str]:
-    """Names accepted by :func:`load_source`."""
-    return sorted(SOURCES)
+    """Names accepted by :func:`load_source` (``synthetic`` first, then the adapters)."""
+    return ["synthetic", *sorted(k for k in SOURCES if k != "synthetic")]
 
 
 def load_source(name: str, root: str | Path, **kwargs: Any) -> list[XrayRecord]:
     """Records of dataset ``name`` under ``root`` (``manifest``: ``root`` is the file)."""
-    try:
-        adapter = SOURCES[name]
-    except KeyError:
-        raise ValueError(f"unknown source {name!r}; known: {list_sources()}") from None
+    name = resolve_source(name)
+    adapter = SOURCES[name]
     params = inspect.signature(adapter).parameters
     if not any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
         valid = [k for k in params if k != "root"]
