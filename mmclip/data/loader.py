@@ -5,10 +5,16 @@
 :class:`BatchBuilder`, which reads the image files, decodes and augments them (DALI, or the
 PIL fallback), and assembles the batch (:func:`~mmclip.data.collate.build_batch`).
 
-Bad data never stops a run silently. With ``on_error="raise"`` (default) a missing or
-undecodable image raises :class:`~mmclip.data.records.DataError` naming the file; with
-``on_error="skip"`` the sample is left out of its batch, counted, and the counts are logged at
-the end of every epoch (and kept in ``state_dict()``).
+Bad data never stops a run silently. With ``on_error="raise"`` (default) a missing,
+unreadable or undecodable image raises :class:`~mmclip.data.records.DataError` naming the
+file; with ``on_error="skip"`` the sample is left out of its batch, warned about as it
+happens and counted per reason (:class:`~mmclip.data.records.SkipCounter`); the counts are
+logged at the end of every epoch, kept in ``state_dict()``, and totalled for the run by the
+trainer. Before an image file is read it must be a regular file (a FIFO would block for ever)
+no larger than :data:`MAX_IMAGE_BYTES`.
+
+16-bit grey images are scaled by their bit depth on both backends (DALI is handed an 8-bit
+copy made by :func:`~mmclip.data.transforms.reduce_high_bit_depth`).
 
 Reproducibility: the order of epoch ``e`` is a permutation seeded by ``(seed, e)``; the
 augmentation and prompt choices of a batch are seeded by ``(seed, epoch, step, shard_id)``.
@@ -47,12 +53,21 @@ from mmclip.data.records import (
     XrayRecord,
     check_error_policy,
 )
-from mmclip.data.transforms import AugmentParams, PilImagePipeline, TransformConfig, sample_params
+from mmclip.data.transforms import (
+    AugmentParams,
+    PilImagePipeline,
+    TransformConfig,
+    reduce_high_bit_depth,
+    sample_params,
+)
 
 __all__ = ["MAX_IMAGE_BYTES", "BatchBuilder", "LoaderConfig", "ShardedOrder", "XrayLoader"]
 
 MAX_IMAGE_BYTES = 512 * 2**20
-"""Image files larger than this are refused before reading (an X-ray is at most tens of MB)."""
+"""Image files larger than this (512 MiB) are refused before reading, as a per-sample
+:class:`~mmclip.data.records.DataError` (an X-ray is at most tens of MB; a mislabelled 3 GB
+file would otherwise be read whole into memory). Raise it by assigning to
+``mmclip.data.loader.MAX_IMAGE_BYTES``."""
 
 logger = logging.getLogger(__name__)
 
@@ -268,6 +283,8 @@ class BatchBuilder:
         kept: list[XrayRecord],
     ) -> Tensor:
         if self._dali is not None:
+            # DALI divides 16-bit PNGs by 65,535: hand it 8 bits scaled as the PIL path does.
+            encoded = [reduce_high_bit_depth(data) for data in encoded]
             try:
                 return self._dali(encoded, params)
             except Exception as err:

@@ -14,8 +14,10 @@ import hashlib
 import io
 import json
 import logging
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +42,7 @@ __all__ = [
     "read_jsonl",
     "resolve_under_root",
     "split_counts",
+    "text_errors",
 ]
 
 logger = logging.getLogger(__name__)
@@ -214,11 +217,34 @@ def open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding="utf-8-sig", newline="")
 
 
+@contextmanager
+def text_errors(path: Path) -> Iterator[None]:
+    """Turn the errors of reading a text file into one :class:`DataError` naming it.
+
+    A truncated or corrupt ``.gz`` (``EOFError``, ``BadGzipFile``), bytes that are not UTF-8
+    (a spreadsheet's "CSV" in a legacy code page), a CSV the parser refuses (a NUL byte) or an
+    I/O error become ``DataError("<path>: ...")`` instead of a traceback.
+    """
+    try:
+        yield
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f'{path}: not UTF-8 text ({err.reason}); save it as UTF-8 ("CSV UTF-8")'
+        ) from None
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise DataError(f"{path}: truncated or corrupt ({type(err).__name__}: {err})") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
+    except csv.Error as err:
+        raise DataError(f"{path}: not a readable CSV ({err})") from None
+
+
 def read_csv_rows(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
-    """All rows of a CSV as dicts; missing file or missing columns → :class:`DataError`."""
+    """All rows of a CSV as dicts; missing file, missing columns, or a truncated / corrupt /
+    non-UTF-8 file → :class:`DataError` naming it."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    with open_text(path) as handle:
+    with text_errors(path), open_text(path) as handle:
         reader = csv.DictReader(handle)
         columns = reader.fieldnames or []
         missing = [c for c in required if c not in columns]
@@ -231,17 +257,16 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line; bad JSON → :class:`DataError`."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    with open_text(path) as handle:
+    with text_errors(path):
+        handle = open_text(path)
+    with handle:
         lines = enumerate(handle, start=1)
         while True:
             try:
-                number, line = next(lines)
+                with text_errors(path):  # truncated .gz, bad bytes
+                    number, line = next(lines)
             except StopIteration:
                 return
-            except (EOFError, OSError, UnicodeDecodeError) as err:  # truncated .gz, bad bytes
-                raise DataError(
-                    f"{path}: truncated or corrupt ({type(err).__name__}: {err})"
-                ) from None
             if not line.strip():
                 continue
             try:
@@ -269,34 +294,60 @@ def check_error_policy(value: object, where: str = "on_error") -> None:
 
 
 class SkipCounter:
-    """Counts samples skipped for bad data (``on_error="skip"``) and reports them.
+    """Counts samples skipped for bad data (``on_error="skip"``), per reason, and reports them.
 
-    Nothing is dropped without a count: every skip names its file and reason, and
-    :meth:`report` logs the totals (called by the loaders at the end of each epoch).
+    Nothing is dropped without a word: each skip is logged as it happens, naming its file and
+    reason (at WARNING for the first ``max_warnings`` of each reason in a run, then at DEBUG,
+    with one line saying so); :meth:`report` logs the totals of the current epoch (the loaders
+    call it at the end of each epoch) and :meth:`report_run` the totals of the whole run (the
+    trainer calls it when the run ends, usually inside an epoch).
+
+    Attributes:
+        counts: skips of the current epoch, by reason (``"missing image file"``,
+            ``"undecodable image"``, ``"not a regular file"``, ``"bad manifest row"``, …).
+        run_counts: skips since the start of the run (kept across :meth:`reset` and in
+            :meth:`state_dict`, so a resumed run keeps counting).
+        examples: the first ``max_examples`` skipped samples of the epoch (file and reason).
     """
 
-    def __init__(self, max_examples: int = 20) -> None:
+    def __init__(self, max_examples: int = 20, max_warnings: int = 20) -> None:
         self.counts: Counter[str] = Counter()
+        self.run_counts: Counter[str] = Counter()
         self.examples: list[str] = []
         self.max_examples = max_examples
+        self.max_warnings = max_warnings
 
     def add(self, reason: str, detail: str) -> None:
         """Record one skipped sample; ``reason`` is a short key, ``detail`` names the file."""
         self.counts[reason] += 1
+        self.run_counts[reason] += 1
         if len(self.examples) < self.max_examples:
-            self.examples.append(detail)
-        if self.counts[reason] <= self.max_examples:  # as it happens; then only the totals
+            self.examples.append(f"{detail} ({reason})")
+        seen = self.run_counts[reason]
+        if seen <= self.max_warnings:  # as it happens; then only the totals
             logger.warning("skipped a sample (%s): %s", reason, detail)
+            if seen == self.max_warnings:
+                logger.warning(
+                    "%d samples skipped for %r: further ones are logged at DEBUG level and "
+                    "counted in the epoch and end-of-run totals",
+                    seen,
+                    reason,
+                )
         else:
             logger.debug("skipped a sample (%s): %s", reason, detail)
 
     @property
     def total(self) -> int:
-        """Total skipped samples."""
+        """Skipped samples of the current epoch."""
         return sum(self.counts.values())
 
+    @property
+    def run_total(self) -> int:
+        """Skipped samples since the start of the run."""
+        return sum(self.run_counts.values())
+
     def report(self, context: str = "") -> None:
-        """Log the totals at WARNING level (nothing when no sample was skipped)."""
+        """Log the epoch's totals per reason at WARNING level (nothing when none was skipped)."""
         if self.total:
             logger.warning(
                 "%sskipped %d bad samples %s; e.g. %s",
@@ -306,15 +357,26 @@ class SkipCounter:
                 "; ".join(self.examples[:5]),
             )
 
+    def report_run(self, context: str = "") -> None:
+        """Log the run's totals per reason at WARNING level (nothing when none was skipped)."""
+        if self.run_total:
+            logger.warning(
+                "%sskipped %d bad samples in this run %s",
+                f"{context}: " if context else "",
+                self.run_total,
+                dict(self.run_counts),
+            )
+
     def state_dict(self) -> dict[str, Any]:
-        """Counts, for checkpoints."""
-        return {"counts": dict(self.counts)}
+        """Counts of the epoch and of the run, for checkpoints."""
+        return {"counts": dict(self.counts), "run_counts": dict(self.run_counts)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore counts."""
+        """Restore counts (a checkpoint without run totals: the epoch's counts)."""
         self.counts = Counter(state.get("counts", {}))
+        self.run_counts = Counter(state.get("run_counts", state.get("counts", {})))
 
     def reset(self) -> None:
-        """Forget all counts (start of an epoch)."""
+        """Forget the epoch's counts (start of an epoch); the run's totals stay."""
         self.counts.clear()
         self.examples.clear()

@@ -31,7 +31,16 @@ import torch
 from numpy.typing import NDArray
 from PIL import Image
 
-__all__ = ["AugmentParams", "PilImagePipeline", "TransformConfig", "sample_params"]
+__all__ = [
+    "HIGH_BIT_DEPTH_MODES",
+    "AugmentParams",
+    "PilImagePipeline",
+    "TransformConfig",
+    "bit_depth_scale",
+    "high_bit_depth_to_unit",
+    "reduce_high_bit_depth",
+    "sample_params",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +170,39 @@ def _open(data: bytes) -> Image.Image:
         unit = high_bit_depth_to_unit(image)
         image = Image.fromarray(np.round(unit * 255.0).astype(np.uint8), mode="L")
     return image
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*")
+
+
+def _may_be_high_bit_depth(data: bytes) -> bool:
+    """Cheap header test: a 16-bit grey PNG (IHDR bit depth 16, colour type 0) or a TIFF."""
+    if data.startswith(_PNG_SIGNATURE):
+        return len(data) > 25 and data[24] == 16 and data[25] == 0
+    return data.startswith(_TIFF_SIGNATURES)
+
+
+def reduce_high_bit_depth(data: bytes) -> bytes:
+    """Encoded image bytes for a decoder that only reads 8 bits faithfully (DALI).
+
+    A 16-bit / 32-bit grey image (PIL modes :data:`HIGH_BIT_DEPTH_MODES`) is scaled by its bit
+    depth exactly as the PIL pipeline scales it (:func:`high_bit_depth_to_unit`, then 8 bits)
+    and returned as an 8-bit grey PNG; DALI alone divides a 16-bit PNG by 65,535, so a 12-bit
+    X-ray would come out nearly black. Any other bytes (JPEG, 8-bit PNG, undecodable data,
+    whose error the decoder reports) are returned unchanged; only the header is read for them.
+    """
+    if not _may_be_high_bit_depth(data):
+        return data
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.mode not in HIGH_BIT_DEPTH_MODES:
+                return data
+        out = io.BytesIO()
+        _open(data).save(out, format="PNG", compress_level=1)
+    except Exception:  # undecodable: the decoder names the file
+        return data
+    return out.getvalue()
 
 
 def transform_one(data: bytes, config: TransformConfig, p: AugmentParams, i: int) -> np.ndarray:

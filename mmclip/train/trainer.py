@@ -222,13 +222,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up
     def _report_skips(self) -> None:
-        """Log the samples skipped since the last epoch report, per reason (a run usually
-        ends inside an epoch, whose own report would never come)."""
+        """End-of-run summary of the skipped samples: the current epoch's (a run usually ends
+        inside an epoch, whose own report would never come) and the whole run's, per reason."""
         skips = getattr(self.loader, "skips", None)
         if skips is None:
             skips = getattr(getattr(self.loader, "builder", None), "skips", None)
         if skips is not None:
-            skips.report(f"rank {self.info.rank}, end of run at step {self.step}")
+            context = f"rank {self.info.rank}, end of run at step {self.step}"
+            skips.report(context)
+            skips.report_run(context)
 
     def _check_resume(self, trainer: dict[str, Any], path: Path, force: bool) -> None:
         """Say what changed since the checkpoint's run; refuse what breaks an exact resume."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmclip.data.records import DataError, XrayRecord, resolve_under_root
+from mmclip.data.records import DataError, XrayRecord, resolve_under_root, text_errors
 
 __all__ = ["load_covidx"]
 
@@ -39,7 +39,9 @@ def load_covidx(root: str | Path) -> list[XrayRecord]:
         if not path.is_file():
             continue
         found = True
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        with text_errors(path):  # utf-8-sig: a byte-order mark is not part of the patient id
+            text = path.read_text(encoding="utf-8-sig")
+        for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             parts = line.split()

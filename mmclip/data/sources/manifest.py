@@ -36,6 +36,7 @@ from mmclip.data.records import (
     patient_split,
     read_jsonl,
     resolve_under_root,
+    text_errors,
 )
 
 __all__ = ["PATH_FIELDS", "load_manifest", "write_manifest"]
@@ -47,7 +48,8 @@ _KNOWN = {"image", "report", "labels", "patient_id", "view", "split"}
 
 
 def _csv_rows(path: Path, label_columns: Sequence[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open_text(path) as handle:
+    # text_errors: a truncated .csv.gz or a non-UTF-8 CSV is one DataError naming the file
+    with text_errors(path), open_text(path) as handle:
         reader = csv.DictReader(handle)
         columns = reader.fieldnames or []
         if "image" not in columns and "report" not in columns:
@@ -120,8 +122,10 @@ def load_manifest(
 def _record(
     obj: dict[str, Any], root: Path, where: str, source: str, val: float, test: float
 ) -> XrayRecord:
-    image_value = obj.get("image") or None
-    if image_value is not None and not isinstance(image_value, str):
+    image_value = obj.get("image")
+    if image_value == "":  # a blank CSV cell / an empty string: no image
+        image_value = None
+    if image_value is not None and not isinstance(image_value, str):  # 12345, 0, false, [...]
         raise DataError(
             f"{where}: 'image' must be a path string; got {type(image_value).__name__} "
             f"{image_value!r}"
@@ -148,7 +152,11 @@ def _record(
     for key, value in obj.items():
         if key in _KNOWN:
             continue
-        if key in PATH_FIELDS and value:
+        if key in PATH_FIELDS and value is not None and value != "":
+            if not isinstance(value, str):
+                raise DataError(
+                    f"{where}: {key!r} must be a path string; got {type(value).__name__} {value!r}"
+                )
             meta[key] = resolve_under_root(root, value, where)
         else:
             meta[key] = value

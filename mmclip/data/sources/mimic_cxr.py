@@ -23,6 +23,7 @@ from mmclip.data.records import (
     normalize_labels,
     normalize_split,
     read_csv_rows,
+    text_errors,
 )
 
 __all__ = ["load_mimic_cxr"]
@@ -83,7 +84,8 @@ def load_mimic_cxr(
                 report_path = rep_root / rel.with_suffix(".txt")
                 if not report_path.is_file():
                     raise DataError(f"{report_path}: report file not found")
-                text = report_path.read_text(encoding="utf-8").strip()
+                with text_errors(report_path):
+                    text = report_path.read_text(encoding="utf-8-sig").strip()
                 if not text:
                     raise DataError(f"{report_path}: empty report")
                 reports[study] = text

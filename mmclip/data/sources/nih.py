@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmclip.data.records import DataError, XrayRecord, patient_split, read_csv_rows
+from mmclip.data.records import DataError, XrayRecord, patient_split, read_csv_rows, text_errors
 from mmclip.findings import CHESTXRAY14_FINDINGS
 
 __all__ = ["NIH_FINDINGS", "load_nih_chestxray14"]
@@ -30,7 +30,9 @@ NIH_FINDINGS: tuple[str, ...] = CHESTXRAY14_FINDINGS
 def _read_list(path: Path) -> set[str]:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    return {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    with text_errors(path):  # utf-8-sig: a byte-order mark is not part of the first name
+        text = path.read_text(encoding="utf-8-sig")
+    return {line.strip() for line in text.splitlines() if line.strip()}
 
 
 def _image_index(root: Path) -> dict[str, Path]:
