@@ -1,0 +1,245 @@
+"""Shared pieces of the ``mmclip`` commands: errors, logging, argument groups, loaders."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("mmclip.cli")
+
+PROG = "mmclip"
+
+EPILOG_MAIN = """\
+examples:
+  mmclip demo                                   # synthetic X-rays → pre-train → evaluate (CPU)
+  mmclip data prepare synthetic --out data/synthetic --num-images 2000
+  mmclip pretrain --config configs/demo.yaml --out runs/demo
+  mmclip pretrain --config configs/demo.yaml --out runs/demo --resume
+  torchrun --standalone --nproc-per-node 8 -m mmclip pretrain --config configs/mimic-base.yaml
+  mmclip zeroshot --model runs/demo/model --source synthetic --root data/synthetic
+  mmclip probe --model runs/demo/model --source synthetic --root data/synthetic
+  mmclip encode --model runs/demo/model --images a.png b.png --out emb.npy
+
+Run `mmclip <command> --help` for the options of a command.
+"""
+
+SYNTHETIC_FINDINGS = (
+    "Consolidation", "Pleural Effusion", "Cardiomegaly", "Pneumothorax", "Lung Lesion",
+)  # fmt: skip
+"""The CheXpert names of the findings the synthetic generator draws."""
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
+    rank = os.environ.get("RANK", "0")
+    if rank not in ("", "0") and verbosity <= 0:
+        level = logging.WARNING  # one voice in distributed runs
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("PIL", "matplotlib", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--threads 0`` used to mean "all cores" silently)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1; got {value}")
+    return value
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _load_model(path: str, device: str = "auto") -> Any:
+    from mmclip.models import MMCLIPModel
+    from mmclip.train.distributed import resolve_device
+
+    directory = Path(path)
+    if not directory.exists():
+        raise CLIError(f"model directory {path!r} does not exist")
+    if (directory / "model").is_dir() and not (directory / "config.json").is_file():
+        directory = directory / "model"  # a run directory
+    return MMCLIPModel.from_pretrained(directory, device=resolve_device(device))
+
+
+def _records(source: str, root: str, split: str, options: dict[str, Any] | None = None) -> list:
+    from mmclip.train.data import load_records
+
+    records = load_records(source, root, split, **(options or {}))
+    if not records:
+        raise CLIError(f"no {split} records in {source} data at {root!r}")
+    return records
+
+
+def _findings(
+    args: argparse.Namespace, records: Sequence[Any], need_prompts: bool = True
+) -> list[str]:
+    """The findings to evaluate: ``--findings`` (checked) or those labelled in the data.
+
+    Zero-shot needs prompt phrases (or ``No Finding``: normal vs abnormal); the linear probe
+    and fine-tuning only need the label in the data.
+    """
+    from mmclip.data.records import NO_FINDING
+    from mmclip.eval.suite import default_findings
+    from mmclip.text.prompts import FINDING_PHRASES
+
+    if args.findings:
+        if need_prompts:
+            known = {*FINDING_PHRASES, NO_FINDING}
+            unknown = [f for f in args.findings if f not in known]
+            if unknown:
+                raise CLIError(
+                    f"no prompts for finding(s) {unknown} (zero-shot needs them; the probe "
+                    f"and fine-tuning do not); known: {', '.join(sorted(known))}"
+                )
+        return list(args.findings)
+    if args.source == "synthetic":
+        return list(SYNTHETIC_FINDINGS)
+    found = default_findings(records)
+    if not found:
+        raise CLIError("no labelled findings in the data; name them with --findings")
+    return found
+
+
+def _image_records(records: Sequence[Any], what: str) -> list:
+    with_images = [r for r in records if r.image_path is not None]
+    if not with_images:
+        raise CLIError(f"the {what} records have no images")
+    return with_images
+
+
+def _print_table(path: Path) -> None:
+    print(path.read_text(encoding="utf-8"))
+
+
+def _parse_options(items: Sequence[str] | None) -> dict[str, Any]:
+    from mmclip.train.config import parse_value
+
+    options: dict[str, Any] = {}
+    for item in items or ():
+        if "=" not in item:
+            raise CLIError(f"--option {item!r} must look like key=value")
+        key, value = item.split("=", 1)
+        options[key.strip()] = parse_value(value)
+    return options
+
+
+# --------------------------------------------------------------------------------------------
+# commands
+
+
+def _single_process(device: str) -> Any:
+    from mmclip.train import init_distributed
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise CLIError("`mmclip demo` runs in one process; use `mmclip pretrain` with torchrun")
+    return init_distributed(device)
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks instead of one-line errors",
+    )
+    p.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output"
+    )
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="warnings and errors only",
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="CPU threads for torch, at least 1 (default: torch's choice)",
+    )
+
+
+def _data_args(p: argparse.ArgumentParser, split: str = "test", train: bool = False) -> None:
+    p.add_argument(
+        "--source",
+        default="synthetic",
+        help="dataset kind: synthetic, manifest or an adapter (`mmclip data sources`)",
+    )
+    p.add_argument("--root", required=True, help="dataset folder (the file for a manifest)")
+    p.add_argument(
+        "--split",
+        default=split,
+        choices=("train", "val", "test", "all"),
+        help="the evaluation split",
+    )
+    if train:
+        p.add_argument(
+            "--train-split",
+            default="train",
+            choices=("train", "val", "all"),
+            help="the split the probe / fine-tune learns from",
+        )
+    p.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="adapter option (repeatable), e.g. --option label_columns='[Pneumonia]'",
+    )
+    p.add_argument(
+        "--backend", default="auto", choices=("auto", "dali", "pil"), help="image decoding"
+    )
+
+
+def _eval_args(p: argparse.ArgumentParser, split: str = "test", train: bool = False) -> None:
+    p.add_argument("--model", required=True, help="a saved model directory (or a run directory)")
+    _data_args(p, split, train)
+    p.add_argument(
+        "--findings",
+        nargs="+",
+        metavar="FINDING",
+        help="findings to evaluate (default: the labelled findings of the data)",
+    )
+    p.add_argument(
+        "--uncertain",
+        default="ignore",
+        choices=("ignore", "positive", "negative"),
+        help="how uncertain (-1) labels count",
+    )
+    p.add_argument("--out", default="results", help="output folder")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
+def _missing_subcommand(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2

@@ -1,0 +1,86 @@
+"""``mmclip encode``: embed images / texts into the joint space."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ._common import (
+    CLIError,
+    _common,
+    _Formatter,
+    _image_records,
+    _load_model,
+    _records,
+    _set_threads,
+)
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    """Embed images and/or texts into the joint space."""
+    import numpy as np
+
+    from mmclip.eval import encode_records, encode_texts
+
+    _set_threads(args.threads)
+    if not (args.images or args.texts or args.root):
+        raise CLIError("give --images, --texts or --source/--root")
+    if args.images and args.root:
+        raise CLIError("give --images or --source/--root, not both (both fill image_embeds)")
+    if Path(args.out).suffix not in (".npy", ".npz"):
+        raise CLIError(f"--out must end in .npy or .npz; got {Path(args.out).name!r}")
+    model = _load_model(args.model, args.device)
+    arrays: dict[str, Any] = {}
+    if args.images:
+        missing = [p for p in args.images if not Path(p).is_file()]
+        if missing:
+            raise CLIError(f"image file {missing[0]!r} does not exist")
+        import torch
+
+        with torch.no_grad():
+            arrays["image_embeds"] = model.encode_image(list(args.images)).cpu().numpy()
+    if args.texts:
+        arrays["text_embeds"] = encode_texts(model, list(args.texts)).numpy()
+    if args.root:
+        records = _image_records(_records(args.source, args.root, args.split), "dataset")
+        arrays["image_embeds"] = encode_records(model, records, backend=args.backend).numpy()
+        arrays["image_paths"] = np.asarray([str(r.image_path) for r in records])
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npy":
+        if len(arrays) != 1:
+            raise CLIError("a .npy output holds one array; use .npz for images and texts")
+        np.save(out, next(iter(arrays.values())))
+    elif out.suffix == ".npz":
+        np.savez(out, **arrays)
+    else:
+        raise CLIError(f"--out must end in .npy or .npz; got {out.name!r}")
+    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items())
+    print(f"mmclip encode: wrote {shapes} to {out}")
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Register this command on the ``mmclip`` sub-parsers."""
+    p = sub.add_parser(
+        "encode",
+        help="embed images / texts into the joint space",
+        formatter_class=_Formatter,
+        description="Write L2-normalised embeddings as .npy (one array) or .npz.",
+        epilog="examples:\n  mmclip encode --model runs/demo/model --images a.png b.png "
+        "--out img.npy\n  mmclip encode --model runs/demo/model --texts 'Small left "
+        "effusion.' --out txt.npy\n  mmclip encode --model runs/demo/model --source synthetic "
+        "--root data/synthetic --split test --out test.npz",
+    )
+    _common(p)
+    p.add_argument("--model", required=True, help="a saved model directory")
+    p.add_argument("--images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("--texts", nargs="+", metavar="TEXT", help="texts")
+    p.add_argument("--source", default="synthetic", help="dataset kind (with --root)")
+    p.add_argument("--root", help="dataset folder: embed all its images of --split")
+    p.add_argument("--split", default="all", choices=("train", "val", "test", "all"))
+    p.add_argument("--backend", default="auto", choices=("auto", "dali", "pil"))
+    p.add_argument("--out", required=True, help="output .npy or .npz")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.set_defaults(func=cmd_encode)

@@ -1,0 +1,218 @@
+"""``mmclip zeroshot / probe / finetune / retrieval``: the evaluation suite."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ._common import (
+    _common,
+    _eval_args,
+    _findings,
+    _Formatter,
+    _image_records,
+    _load_model,
+    _parse_options,
+    _print_table,
+    _records,
+    _set_threads,
+    logger,
+)
+
+
+def _eval_setup(
+    args: argparse.Namespace, need_train: bool, need_prompts: bool = True
+) -> tuple[Any, list, list, list[str]]:
+    _set_threads(args.threads)
+    model = _load_model(args.model, args.device)
+    options = _parse_options(args.option)
+    test = _image_records(_records(args.source, args.root, args.split, options), "evaluation")
+    train: list = []
+    if need_train:
+        train = _image_records(
+            _records(args.source, args.root, args.train_split, options), "training"
+        )
+    findings = _findings(args, test, need_prompts=need_prompts)
+    return model, train, test, findings
+
+
+def _run_eval(args: argparse.Namespace, title: str, **parts: bool) -> int:
+    from mmclip.eval.suite import SuiteOptions, run_suite
+
+    need_train = parts.get("probe", False) or parts.get("finetune", False)
+    model, train, test, findings = _eval_setup(
+        args, need_train, need_prompts=parts.get("zero_shot", False)
+    )
+    defaults = {
+        "zero_shot": False,
+        "probe": False,
+        "finetune": False,
+        "retrieval": False,
+        "masks": False,
+    }
+    defaults.update(parts)
+    options = SuiteOptions(
+        **defaults,
+        uncertain=args.uncertain,
+        n_resamples=getattr(args, "bootstrap", 1000),
+        fractions=tuple(getattr(args, "fractions", (0.01, 0.1, 1.0))),
+        seeds=tuple(getattr(args, "seeds", (0, 1, 2))),
+        backend=args.backend,
+        baselines=tuple(getattr(args, "baselines", ())),
+    )
+    if parts.get("finetune"):
+        from mmclip.eval.finetune import FinetuneConfig
+
+        options.finetune_config = FinetuneConfig(
+            epochs=args.epochs, lr=args.lr, batch_size=args.batch_size
+        )
+    suite = run_suite(model, train, test, findings, args.out, options, title=title)
+    _print_table(suite.files["markdown"])
+    print(f"mmclip: results in {suite.files['json']} and {suite.files['markdown']}")
+    return 0
+
+
+def cmd_zeroshot(args: argparse.Namespace) -> int:
+    """Zero-shot classification with prompt ensembles."""
+    if args.mode == "multiclass":
+        from mmclip.eval import evaluate_zero_shot, write_json, zero_shot_table
+
+        model, _, test, findings = _eval_setup(args, False)
+        result = evaluate_zero_shot(
+            model,
+            test,
+            findings,
+            mode="multiclass",
+            uncertain=args.uncertain,
+            n_resamples=args.bootstrap,
+            backend=args.backend,
+        )
+        import numpy as np
+
+        from mmclip.eval.plots import plot_roc_curves
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json({"zero_shot": result}, out / "results.json")
+        table = zero_shot_table(result)
+        top1 = result.multiclass_accuracy
+        text = (
+            "# mmclip zero-shot (multi-class)\n\nOne class per image: softmax over the "
+            "classes' positive prompt ensembles; one-vs-rest AUROC per class"
+            + (f"; top-1 accuracy {top1:.3f}" if top1 is not None else "")
+            + ".\n\n"
+            + table
+            + "\n"
+        )
+        (out / "results.md").write_text(text, encoding="utf-8")
+        labelled = np.nan_to_num(result.labels, nan=0.0)
+        single = labelled.sum(axis=1) == 1  # the records the multi-class metrics use
+        curves = {
+            f: (labelled[single, j], result.scores[single, j]) for j, f in enumerate(findings)
+        }
+        plot_roc_curves(curves, out / "roc_zeroshot.png", title="Zero-shot ROC (one vs rest)")
+        if args.masks:
+            logger.warning("--masks is drawn in multilabel mode only; ignored")
+        print(table)
+        return 0
+    return _run_eval(args, "mmclip zero-shot", zero_shot=True, masks=args.masks)
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Linear probe at label fractions."""
+    return _run_eval(args, "mmclip linear probe", probe=True)
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    """Fine-tune the image encoder + a linear head at label fractions."""
+    return _run_eval(args, "mmclip fine-tune", finetune=True)
+
+
+def cmd_retrieval(args: argparse.Namespace) -> int:
+    """Image–text retrieval Recall@K."""
+    return _run_eval(args, "mmclip retrieval", retrieval=True)
+
+
+def add_parser(sub: Any) -> None:
+    """Register this command on the ``mmclip`` sub-parsers."""
+    p = sub.add_parser(
+        "zeroshot",
+        help="zero-shot classification with prompt ensembles",
+        formatter_class=_Formatter,
+        description="Zero-shot classification: per finding, a softmax between positive and "
+        "negative prompt ensembles (multilabel), or over the classes' prompts (multiclass). "
+        "AUROC, ACC and F1 with bootstrap confidence intervals, ROC curves.",
+        epilog="example:\n  mmclip zeroshot --model runs/demo/model --source synthetic "
+        "--root data/synthetic --out results/zeroshot",
+    )
+    _common(p)
+    _eval_args(p)
+    p.add_argument(
+        "--mode",
+        default="multilabel",
+        choices=("multilabel", "multiclass"),
+        help="positive-vs-negative per finding, or one class per image",
+    )
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--masks", action="store_true", help="also draw the AttMIM masks picture")
+    p.set_defaults(func=cmd_zeroshot)
+
+    p = sub.add_parser(
+        "probe",
+        help="linear probe at 1/10/100%% of the labels",
+        formatter_class=_Formatter,
+        description="Logistic regression on frozen image embeddings, trained on stratified "
+        "subsets of the training labels, several seeds, AUROC mean ± std on the test split.",
+        epilog="example:\n  mmclip probe --model runs/demo/model --source synthetic "
+        "--root data/synthetic --fractions 0.01 0.1 1 --seeds 0 1 2",
+    )
+    _common(p)
+    _eval_args(p, train=True)
+    p.add_argument(
+        "--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0], help="label fractions"
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="subset seeds")
+    p.add_argument(
+        "--baselines",
+        nargs="+",
+        default=[],
+        choices=["random-init", "pixel-pca", "efficientnet-lite0"],
+        metavar="NAME",
+        help="also probe these baselines in the same run: random-init, pixel-pca, "
+        "efficientnet-lite0 (the `baselines` extra)",
+    )
+    p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser(
+        "finetune",
+        help="fine-tune the image encoder + linear head",
+        formatter_class=_Formatter,
+        description="Full fine-tuning of a copy of the image encoder with a linear head on "
+        "stratified label subsets; AUROC mean ± std over seeds.",
+        epilog="example:\n  mmclip finetune --model runs/demo/model --source synthetic "
+        "--root data/synthetic --fractions 0.1 1 --seeds 0 --epochs 5",
+    )
+    _common(p)
+    _eval_args(p, train=True)
+    p.add_argument(
+        "--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0], help="label fractions"
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="subset seeds")
+    p.add_argument("--epochs", type=int, default=10, help="epochs per run")
+    p.add_argument("--lr", type=float, default=1e-4, help="encoder learning rate")
+    p.add_argument("--batch-size", type=int, default=32, help="images per step")
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser(
+        "retrieval",
+        help="image–text retrieval Recall@1/5/10",
+        formatter_class=_Formatter,
+        description="Image → text and text → image retrieval among the image–report pairs of "
+        "a split.",
+        epilog="example:\n  mmclip retrieval --model runs/demo/model --source synthetic "
+        "--root data/synthetic",
+    )
+    _common(p)
+    _eval_args(p)
+    p.set_defaults(func=cmd_retrieval)
