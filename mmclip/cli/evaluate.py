@@ -134,6 +134,15 @@ def cmd_retrieval(args: argparse.Namespace) -> int:
     return _run_eval(args, "mmclip retrieval", retrieval=True)
 
 
+def _fewlabel_args(p: argparse.ArgumentParser) -> None:
+    """The evaluation arguments plus label fractions and seeds (probe, fine-tune)."""
+    _eval_args(p, train=True)
+    p.add_argument(
+        "--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0], help="label fractions"
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="subset seeds")
+
+
 def add_parser(sub: Any) -> None:
     """Register this command on the ``mmclip`` sub-parsers."""
     p = sub.add_parser(
@@ -168,11 +177,7 @@ def add_parser(sub: Any) -> None:
         "--root data/synthetic --fractions 0.01 0.1 1 --seeds 0 1 2",
     )
     _common(p)
-    _eval_args(p, train=True)
-    p.add_argument(
-        "--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0], help="label fractions"
-    )
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="subset seeds")
+    _fewlabel_args(p)
     p.add_argument(
         "--baselines",
         nargs="+",
@@ -194,11 +199,7 @@ def add_parser(sub: Any) -> None:
         "--root data/synthetic --fractions 0.1 1 --seeds 0 --epochs 5",
     )
     _common(p)
-    _eval_args(p, train=True)
-    p.add_argument(
-        "--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0], help="label fractions"
-    )
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="subset seeds")
+    _fewlabel_args(p)
     p.add_argument("--epochs", type=int, default=10, help="epochs per run")
     p.add_argument("--lr", type=float, default=1e-4, help="encoder learning rate")
     p.add_argument("--batch-size", type=int, default=32, help="images per step")
