@@ -7,7 +7,7 @@
 // count as -inf. Outputs: keep_idx[B,P-n] and mask_idx[B,n] int64 ascending, mask[B,P]
 // bool (true = masked). The noise is drawn by the caller, so the op is a pure function.
 #include "checks.h"
-#include "ops.h"
+#include "operator_decls.h"
 
 namespace mmclip {
 

@@ -11,7 +11,7 @@
 #include <ATen/ATen.h>
 
 #include "checks.h"
-#include "ops.h"
+#include "operator_decls.h"
 
 namespace mmclip {
 

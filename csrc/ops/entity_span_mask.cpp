@@ -12,7 +12,7 @@
 //    else stays; labels = input id at chosen tokens, -100 elsewhere.
 // All noise is drawn by the caller, so the op is a pure function of its inputs.
 #include "checks.h"
-#include "ops.h"
+#include "operator_decls.h"
 
 namespace mmclip {
 

@@ -1,7 +1,7 @@
 // The one declaration of the `mmclip` operator namespace.
 #include <torch/library.h>
 
-#include "ops.h"
+#include "operator_decls.h"
 
 TORCH_LIBRARY(mmclip, m) {
   mmclip::define_cross_modal_attention_score(m);

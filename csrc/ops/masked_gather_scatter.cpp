@@ -6,7 +6,7 @@
 //   masked_scatter_backward(grad[B,P,D], keep_idx)      -> (grad_vis[B,K,D], grad_token[D])
 // keep_idx rows must hold distinct indices.
 #include "checks.h"
-#include "ops.h"
+#include "operator_decls.h"
 
 namespace mmclip {
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops import attention_guided_mask, cross_modal_attention_score
-from ..ops.gather_scatter import MaskedScatter
+from ..ops.masked_gather_scatter import MaskedScatter
 from .borrow import attach_module
 from .config import AttMIMConfig
 from .fusion import TransformerBlock, init_weights, sincos_pos_embed_2d

@@ -13,10 +13,10 @@ When the compiled library ``mmclip._C`` is missing the references run instead
 
 from . import reference
 from ._library import OpsUnavailableError, has_ops, load_error, require_ops, use_reference
-from .attention_score import CrossModalAttentionScore, cross_modal_attention_score
-from .entity_mask import EntitySpanMask, entity_span_mask
-from .gather_scatter import MaskedGather, MaskedScatter, masked_gather, masked_scatter
-from .guided_mask import AttentionGuidedMask, attention_guided_mask, mask_count
+from .attention_guided_mask import AttentionGuidedMask, attention_guided_mask, mask_count
+from .cross_modal_attention_score import CrossModalAttentionScore, cross_modal_attention_score
+from .entity_span_mask import EntitySpanMask, entity_span_mask
+from .masked_gather_scatter import MaskedGather, MaskedScatter, masked_gather, masked_scatter
 
 __all__ = [
     "AttentionGuidedMask",

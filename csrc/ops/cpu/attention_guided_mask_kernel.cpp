@@ -13,7 +13,7 @@
 
 #include "../checks.h"
 #include "../kernel_math.h"
-#include "../ops.h"
+#include "../operator_decls.h"
 
 namespace mmclip {
 namespace {

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "../checks.h"
-#include "../ops.h"
+#include "../operator_decls.h"
 
 namespace mmclip {
 namespace {

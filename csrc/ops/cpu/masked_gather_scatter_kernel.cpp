@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "../checks.h"
-#include "../ops.h"
+#include "../operator_decls.h"
 
 namespace mmclip {
 namespace {

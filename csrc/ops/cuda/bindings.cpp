@@ -17,7 +17,7 @@
 #include <tuple>
 
 #include "../checks.h"
-#include "../ops.h"
+#include "../operator_decls.h"
 #include "kernels.h"
 
 namespace mmclip {
