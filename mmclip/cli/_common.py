@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mmclip.demo import SYNTHETIC_FINDINGS
+
 logger = logging.getLogger("mmclip.cli")
 
 PROG = "mmclip"
@@ -27,11 +29,6 @@ examples:
 
 Run `mmclip <command> --help` for the options of a command.
 """
-
-SYNTHETIC_FINDINGS = (
-    "Consolidation", "Pleural Effusion", "Cardiomegaly", "Pneumothorax", "Lung Lesion",
-)  # fmt: skip
-"""The CheXpert names of the findings the synthetic generator draws."""
 
 
 class CLIError(Exception):
@@ -151,14 +148,6 @@ def _parse_options(items: Sequence[str] | None) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------
 # commands
-
-
-def _single_process(device: str) -> Any:
-    from mmclip.train import init_distributed
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise CLIError("`mmclip demo` runs in one process; use `mmclip pretrain` with torchrun")
-    return init_distributed(device)
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):

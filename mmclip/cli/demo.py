@@ -4,99 +4,44 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from pathlib import Path
 from typing import Any
 
 from ._common import (
-    SYNTHETIC_FINDINGS,
     CLIError,
     _common,
     _Formatter,
     _set_threads,
-    _single_process,
 )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Synthetic data → pre-train mmclip-tiny → zero-shot, probe, retrieval, pictures."""
-    from mmclip.data import synthetic
-    from mmclip.eval.plots import plot_loss_curve
-    from mmclip.eval.suite import SuiteOptions, run_suite
-    from mmclip.train import Trainer, load_config
-    from mmclip.train.data import load_records
+    from mmclip.demo import DemoOptions, run_demo
 
     _set_threads(args.threads)
-    t0 = time.perf_counter()
-    out = Path(args.out)
-    data_dir = out / "data"
-    run_dir = out / "run"
-    eval_dir = out
-    if args.num_images < 50:
-        raise CLIError("--num-images must be at least 50 (the test split is 10 % of it)")
-    if (run_dir / "checkpoints").exists() and not args.force:
-        raise CLIError(f"{run_dir} already holds a demo run; pass --force or another --out")
-    if args.force and run_dir.exists():
-        import shutil
-
-        shutil.rmtree(run_dir)
-    print(f"mmclip demo: writing {args.num_images} synthetic X-rays to {data_dir}", flush=True)
-    if not (data_dir / "manifest.jsonl").is_file() or args.force:
-        synthetic.write_dataset(data_dir, n=args.num_images, size=args.data_size, seed=args.seed)
-    config_path = Path(__file__).resolve().parent.parent / "train" / "demo.yaml"
-    overrides = [
-        f"steps={args.steps}",
-        f"batch_size={args.batch_size}",
-        f"seed={args.seed}",
-        f"out_dir={run_dir}",
-        f"data.sources.0.root={data_dir}",
-        f"data.sources.1.root={data_dir}",
-        f"save_every={max(args.steps, 1)}",
-        *args.set,
-    ]
-    config = load_config(config_path, overrides)
-    print(
-        f"mmclip demo: pre-training {config.model.name} for {config.steps} steps "
-        f"(batch {config.batch_size}) on the CPU",
-        flush=True,
+    options = DemoOptions(
+        out=args.out,
+        steps=args.steps,
+        num_images=args.num_images,
+        batch_size=args.batch_size,
+        data_size=args.data_size,
+        seed=args.seed,
+        bootstrap=args.bootstrap,
+        overrides=list(args.set),
+        force=args.force,
     )
-    result = Trainer(config, dist_info=_single_process(config.device)).fit()
-    train_time = time.perf_counter() - t0
-    from mmclip.models import MMCLIPModel
-
-    assert result.model_dir is not None
-    model = MMCLIPModel.from_pretrained(result.model_dir)
-    train = load_records("synthetic", data_dir, "train")
-    test = load_records("synthetic", data_dir, "test")
-    print(f"mmclip demo: evaluating on {len(test)} held-out images", flush=True)
-    options = SuiteOptions(
-        seeds=(0, 1, 2), n_resamples=args.bootstrap, backend="pil", finetune=False
-    )
-    preamble = (
-        f"`mmclip demo`: {config.model.name} pre-trained for {config.steps} steps "
-        f"(batch {config.batch_size}, {train_time:.0f} s) on {len(train)} synthetic training "
-        f"X-rays (half image–report pairs, half images with disease-kind prompts), evaluated "
-        f"on {len(test)} held-out synthetic X-rays. Chance AUROC is 0.500."
-    )
-    suite = run_suite(
-        model,
-        train,
-        test,
-        list(SYNTHETIC_FINDINGS),
-        eval_dir,
-        options,
-        title="mmclip demo results",
-        preamble=preamble,
-    )
-    plot_loss_curve(run_dir / "metrics.jsonl", eval_dir / "loss.png")
-    total = time.perf_counter() - t0
+    try:
+        result = run_demo(options)
+    except ValueError as error:
+        raise CLIError(str(error)) from None
+    suite = result.suite
     print()
     print(suite.markdown)
     pictures = sorted(str(p) for p in suite.files.values() if str(p).endswith(".png"))
-    pictures.append(str(eval_dir / "loss.png"))
+    pictures.append(str(result.loss_plot))
     print(
-        f"mmclip demo: done in {total:.0f} s. Results: {suite.files['markdown']}, "
-        f"{suite.files['json']}; pictures: {', '.join(pictures)}"
+        f"mmclip demo: done in {result.total_seconds:.0f} s. Results: "
+        f"{suite.files['markdown']}, {suite.files['json']}; pictures: {', '.join(pictures)}"
     )
     zs = suite.results.get("zero_shot", {})
     if zs.get("mean_auroc") is not None and zs["mean_auroc"] < 0.6:
