@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from ._common import (
@@ -76,7 +75,7 @@ def _run_eval(args: argparse.Namespace, title: str, **parts: bool) -> int:
 def cmd_zeroshot(args: argparse.Namespace) -> int:
     """Zero-shot classification with prompt ensembles."""
     if args.mode == "multiclass":
-        from mmclip.eval import evaluate_zero_shot, write_json, zero_shot_table
+        from mmclip.eval import evaluate_zero_shot
 
         model, _, test, findings = _eval_setup(args, False)
         result = evaluate_zero_shot(
@@ -88,33 +87,12 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
             n_resamples=args.bootstrap,
             backend=args.backend,
         )
-        import numpy as np
+        from mmclip.eval.suite import write_multiclass_zero_shot
 
-        from mmclip.eval.plots import plot_roc_curves
-
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json({"zero_shot": result}, out / "results.json")
-        table = zero_shot_table(result)
-        top1 = result.multiclass_accuracy
-        text = (
-            "# mmclip zero-shot (multi-class)\n\nOne class per image: softmax over the "
-            "classes' positive prompt ensembles; one-vs-rest AUROC per class"
-            + (f"; top-1 accuracy {top1:.3f}" if top1 is not None else "")
-            + ".\n\n"
-            + table
-            + "\n"
-        )
-        (out / "results.md").write_text(text, encoding="utf-8")
-        labelled = np.nan_to_num(result.labels, nan=0.0)
-        single = labelled.sum(axis=1) == 1  # the records the multi-class metrics use
-        curves = {
-            f: (labelled[single, j], result.scores[single, j]) for j, f in enumerate(findings)
-        }
-        plot_roc_curves(curves, out / "roc_zeroshot.png", title="Zero-shot ROC (one vs rest)")
+        report = write_multiclass_zero_shot(result, findings, args.out)
         if args.masks:
             logger.warning("--masks is drawn in multilabel mode only; ignored")
-        print(table)
+        print(report.markdown)
         return 0
     return _run_eval(args, "mmclip zero-shot", zero_shot=True, masks=args.masks)
 

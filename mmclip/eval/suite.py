@@ -32,7 +32,13 @@ from .report import (
 from .retrieval import evaluate_retrieval
 from .zeroshot import evaluate_zero_shot
 
-__all__ = ["SuiteOptions", "SuiteResult", "default_findings", "run_suite"]
+__all__ = [
+    "SuiteOptions",
+    "SuiteResult",
+    "default_findings",
+    "run_suite",
+    "write_multiclass_zero_shot",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -311,3 +317,40 @@ def run_suite(
     files["markdown"] = markdown_path
     logger.info("evaluation written to %s (%.0f s)", out_dir, results["seconds"])
     return SuiteResult(results, files, markdown_path.read_text(encoding="utf-8"))
+
+
+def write_multiclass_zero_shot(
+    result: Any, findings: Sequence[str], out_dir: str | Path
+) -> SuiteResult:
+    """Write a multi-class zero-shot result: ``results.json``, ``results.md`` (the table and
+    the top-1 accuracy) and one-vs-rest ROC curves of the single-label images.
+
+    Args:
+        result: :class:`~mmclip.eval.zeroshot.ZeroShotResult` of ``mode="multiclass"``.
+        findings: its classes.
+        out_dir: where the files go.
+    """
+    import numpy as np
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"json": write_json({"zero_shot": result}, out / "results.json")}
+    table = zero_shot_table(result)
+    top1 = result.multiclass_accuracy
+    text = (
+        "One class per image: softmax over the classes' positive prompt ensembles; "
+        "one-vs-rest AUROC per class"
+        + (f"; top-1 accuracy {top1:.3f}" if top1 is not None else "")
+        + ".\n\n"
+        + table
+    )
+    files["markdown"] = write_markdown(
+        {"Zero-shot classification": text}, out / "results.md", "mmclip zero-shot (multi-class)"
+    )
+    labelled = np.nan_to_num(result.labels, nan=0.0)
+    single = labelled.sum(axis=1) == 1  # the records the multi-class metrics use
+    curves = {f: (labelled[single, j], result.scores[single, j]) for j, f in enumerate(findings)}
+    files["roc"] = plot_roc_curves(
+        curves, out / "roc_zeroshot.png", title="Zero-shot ROC (one vs rest)"
+    )
+    return SuiteResult({"zero_shot": result.to_dict()}, files, table)
