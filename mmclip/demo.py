@@ -5,7 +5,7 @@
     from mmclip.demo import DemoOptions, run_demo
 
     result = run_demo(DemoOptions(out="mmclip-demo", steps=200, num_images=400))
-    print(result.suite.markdown)
+    markdown = result.suite.markdown  # what results.md holds
 """
 
 from __future__ import annotations
