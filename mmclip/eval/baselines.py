@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import Tensor
 
-from mmclip.models.stems import IMAGENET_MEAN, IMAGENET_STD, load_efficientnet_lite0
+from mmclip.models.stems import load_efficientnet_lite0, to_imagenet
 
 __all__ = [
     "BASELINES",
@@ -121,14 +121,11 @@ def efficientnet_lite0_features(
         array[N, 1280].
     """
     net = load_efficientnet_lite0()
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     out = []
     for chunk in images.split(batch_size):
-        x = _unit_range(chunk, image_mean, image_std)
-        x = x.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)
+        x = to_imagenet(chunk.float(), image_mean, image_std)  # the stem's input, shared
         x = F.interpolate(x, size=224, mode="bilinear", align_corners=False)
-        features = net.extract_features((x - mean) / std)
+        features = net.extract_features(x)
         out.append(features.mean(dim=(2, 3)))
     return torch.cat(out).double().numpy()
 

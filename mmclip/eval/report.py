@@ -149,12 +149,9 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-_atomic_text = atomic_write_text
-
-
 def write_json(results: Mapping[str, Any], path: str | Path) -> Path:
     """Write results (objects with ``to_dict`` are converted; NaN → null)."""
-    return _atomic_text(Path(path), json.dumps(_json_safe(results), indent=2) + "\n")
+    return atomic_write_text(Path(path), json.dumps(_json_safe(results), indent=2) + "\n")
 
 
 def write_markdown(sections: Mapping[str, str], path: str | Path, title: str) -> Path:
@@ -162,4 +159,4 @@ def write_markdown(sections: Mapping[str, str], path: str | Path, title: str) ->
     parts = [f"# {title}", ""]
     for heading, body in sections.items():
         parts += [f"## {heading}", "", body.strip(), ""]
-    return _atomic_text(Path(path), "\n".join(parts))
+    return atomic_write_text(Path(path), "\n".join(parts))

@@ -31,7 +31,14 @@ import logging
 import torch
 from torch import Tensor, nn
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "STEMS", "EfficientNetStem", "load_efficientnet_lite0"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "STEMS",
+    "EfficientNetStem",
+    "load_efficientnet_lite0",
+    "to_imagenet",
+]
 
 logger = logging.getLogger(__name__)
 

@@ -81,9 +81,6 @@ def rank_file(rank: int) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-_fsync_dir = fsync_dir
-
-
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
@@ -198,12 +195,12 @@ def publish_checkpoint(out_dir: str | Path, step: int, world_size: int, keep: in
     for path in stage.iterdir():
         if path.is_file():
             _fsync_file(path)
-    _fsync_dir(stage)
+    fsync_dir(stage)
     final = root / f"step-{step:06d}"
     if final.exists():  # a re-run of a step after a resume: the old copy is not `latest`
         shutil.rmtree(final)
     os.replace(stage, final)
-    _fsync_dir(root)
+    fsync_dir(root)
     atomic_write_bytes(root / LATEST, (final.name + "\n").encode())
     logger.info("saved checkpoint %s", final)
     prune_checkpoints(out_dir, keep)
