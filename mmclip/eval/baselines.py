@@ -45,11 +45,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def _unit_range(images: Tensor, mean: float, std: float) -> Tensor:
-    """Model-normalised images back to [0, 1]."""
-    return (images.float() * std + mean).clamp(0.0, 1.0)
-
-
 def pixel_pca_features(
     train_images: Tensor,
     test_images: Tensor,
