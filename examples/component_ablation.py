@@ -118,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="configs/public-cxr.yaml", help="the recipe")
     parser.add_argument("--data", default="../shared/data", help="the shared data folder")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="skip the simple baselines (random-init, pixel PCA, EfficientNet) in the first run",
+    )
     add_runner_arguments(parser, list(VARIANTS), out="runs/component-ablation", quick="steps=300")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -129,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             done += 1
             logger.info("[%d/%d] %s, seed %d", done, total, variant, seed)
-            baselines = available_baselines() if done == 1 else []
+            baselines = available_baselines() if done == 1 and not args.no_baselines else []
             summary = run_one(args, config, variant, seed, baselines)
             for key, _ in COLUMNS:
                 table[variant][key].append(float(summary.get(key, float("nan"))))

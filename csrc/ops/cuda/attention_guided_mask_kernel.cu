@@ -3,7 +3,8 @@
 // Mapping: one block of 256 threads per row b; patch p is handled by thread p % 256.
 // 1. keys: u[p] = ordered_bits(gumbel_key(scores[b,p], noise[b,p], tau)) (float64 key
 //    from kernel_math.h, mapped to uint64 preserving order; selection.h), cached in
-//    shared memory when P * 8 bytes <= 48 KiB, recomputed from global memory otherwise;
+//    shared memory when P * 8 bytes fit beside the static scratch in the default
+//    48 KiB (P <= ~5,900), recomputed from global memory otherwise;
 // 2. block radix select (block_select.cuh, 8 passes of 8 bits) of the n_mask-th key
 //    under (u descending, p ascending), the order of kernel_math.h's key_before();
 // 3. one ordered sweep over p in chunks of 256: a block scan ranks the keys equal to
@@ -26,7 +27,11 @@ namespace mmclip {
 namespace cuda {
 namespace {
 
-constexpr int64_t kKeyCacheBytes = 48 * 1024;
+// Dynamic shared memory for the key cache: what is left of the default 48 KiB once the
+// kernel's static scratch is in, so that no launch needs the opt-in attribute.
+constexpr int64_t kKeyCacheBytes = kDefaultSmemBytes -
+                                   static_cast<int64_t>(sizeof(BlockScratch) + sizeof(SelectScratch)) -
+                                   kStaticSmemSlack;
 
 template <typename T>
 __global__ void __launch_bounds__(kBlockThreads)

@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <mutex>
 
 #include "kernels.h"
 
@@ -217,33 +218,56 @@ __device__ __forceinline__ double block_sum_double(double v, BlockScratch& s) {
 
 // ---------------------------------------------------------------------------------
 // Launch helpers.
-inline int device_sm_count() {
-  int device = 0, sms = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) return 108;
-  if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
-    return 108;
+
+// Shared memory a block may use without the cudaFuncAttributeMaxDynamicSharedMemorySize
+// opt-in: static and dynamic together.
+constexpr int64_t kDefaultSmemBytes = 48 * 1024;
+// Slack for the alignment of the static __shared__ objects that the sizeof() sums of
+// the kernels' budgets below do not see.
+constexpr int64_t kStaticSmemSlack = 256;
+
+// Attributes of one device, queried once per device and process (the launchers run on
+// every call of an op; cudaDeviceGetAttribute is not free).
+struct DeviceInfo {
+  int sm_count;        // streaming multiprocessors
+  int max_smem_optin;  // bytes of shared memory per block with the opt-in
+  int cc_major;        // compute capability, major
+};
+
+inline DeviceInfo query_device_info(int device) {
+  DeviceInfo info{108, 48 * 1024, 0};
+  int value = 0;
+  if (cudaDeviceGetAttribute(&value, cudaDevAttrMultiProcessorCount, device) == cudaSuccess &&
+      value > 0) {
+    info.sm_count = value;
   }
-  return sms > 0 ? sms : 108;
+  if (cudaDeviceGetAttribute(&value, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) ==
+          cudaSuccess &&
+      value > 0) {
+    info.max_smem_optin = value;
+  }
+  if (cudaDeviceGetAttribute(&value, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess) {
+    info.cc_major = value;
+  }
+  return info;
 }
 
-inline int device_max_smem_optin() {
-  int device = 0, bytes = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) return 48 * 1024;
-  if (cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) !=
-      cudaSuccess) {
-    return 48 * 1024;
-  }
-  return bytes > 0 ? bytes : 48 * 1024;
+// The current device's attributes, queried on the first call for that device
+// (std::call_once: thread-safe).
+inline DeviceInfo current_device_info() {
+  constexpr int kMaxDevices = 64;
+  static DeviceInfo cache[kMaxDevices];
+  static std::once_flag queried[kMaxDevices];
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0) return DeviceInfo{108, 48 * 1024, 0};
+  if (device >= kMaxDevices) return query_device_info(device);
+  std::call_once(queried[device], [device] { cache[device] = query_device_info(device); });
+  return cache[device];
 }
 
-inline int device_cc_major() {
-  int device = 0, major = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) return 0;
-  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
-    return 0;
-  }
-  return major;
-}
+inline int device_sm_count() { return current_device_info().sm_count; }
+inline int device_max_smem_optin() { return current_device_info().max_smem_optin; }
+inline int device_cc_major() { return current_device_info().cc_major; }
 
 // A 1-D grid of at most `cap` blocks covering `work` items of `per_block` each
 // (kernels loop grid-stride over the rest).

@@ -36,6 +36,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <mutex>
 
 #include "common.cuh"
 #include "kernels.h"
@@ -467,6 +468,28 @@ cudaError_t allow_smem(Kernel kernel, size_t bytes) {
                               static_cast<int>(bytes));
 }
 
+// Whether the tensor-core kernels of type T carry their body on this device. Their body
+// exists only when compiled for sm_80+ (`__CUDA_ARCH__ >= 800`); a build for older
+// architectures whose PTX is JIT-compiled on an sm_80+ GPU would launch an empty kernel
+// and return garbage, so the CUDA-core kernels are used instead. Queried once per device.
+template <typename T>
+bool tensor_core_kernels_compiled() {
+  constexpr int kMaxDevices = 64;
+  static int ptx_version[kMaxDevices];
+  static std::once_flag queried[kMaxDevices];
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= kMaxDevices) return false;
+  std::call_once(queried[device], [device] {
+    cudaFuncAttributes attr{};
+    if (cudaFuncGetAttributes(&attr, attention_score_tc_kernel<T, 16, 1>) == cudaSuccess) {
+      ptx_version[device] = attr.ptxVersion;
+    } else {
+      (void)cudaGetLastError();  // not sticky: clear it so the launch that follows is not blamed
+    }
+  });
+  return ptx_version[device] >= 80;
+}
+
 // Launches the stage-1 kernel chosen for the dtype, P and the device; returns the
 // number of token tiles per sample it used.
 template <typename T>
@@ -489,7 +512,7 @@ cudaError_t launch_tiles(const T* q, const T* k, const float* w, float* partial,
     return cudaGetLastError();
   };
   if constexpr (kHalfType) {
-    if (device_cc_major() >= 8) {
+    if (device_cc_major() >= 8 && tensor_core_kernels_compiled<T>()) {
       if (P <= 64) {
         const size_t bytes = TcShape<64, 2>::smem_bytes(P);
         if (bytes <= max_smem) return run(attention_score_tc_kernel<T, 64, 2>, 64, bytes, vec);

@@ -3,7 +3,8 @@
 //
 // Mapping: one block of 256 threads per sample b; token l is handled by thread l % 256.
 // Per-token state is one byte (bit 0 = maskable, bit 1 = chosen) in shared memory
-// (L <= 48 KiB) or in a global workspace row (longer sequences).
+// (L up to ~47K, what fits beside the static scratch in the default 48 KiB) or in a
+// global workspace row (longer sequences).
 // 1. maskable = attended & !special; n = block count; budget = entity_mask_budget(n)
 //    (kernel_math.h, the CPU's function);
 // 2. warp 0 walks the sample's spans in listed order, as the CPU: a span whose noise
@@ -29,7 +30,12 @@ namespace mmclip {
 namespace cuda {
 namespace {
 
-constexpr int64_t kFlagsSmemBytes = 48 * 1024;
+// Dynamic shared memory for the token flags: what is left of the default 48 KiB once the
+// kernel's static scratch is in (no launch needs the opt-in attribute).
+constexpr int64_t kFlagsSmemBytes =
+    kDefaultSmemBytes -
+    static_cast<int64_t>(sizeof(BlockScratch) + sizeof(SelectScratch) + sizeof(long long)) -
+    kStaticSmemSlack;
 constexpr uint8_t kMaskable = 1;
 constexpr uint8_t kChosen = 2;
 

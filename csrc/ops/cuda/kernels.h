@@ -1,6 +1,6 @@
 // Host launchers of the mmclip CUDA kernels: torch-free declarations (raw pointers,
 // sizes, a dtype tag and the stream), so that the kernels compile with plain nvcc and
-// the ATen side (bindings.cpp) stays a thin layer.
+// the ATen side (<op>_binding.cpp) stays a thin layer.
 //
 // Conventions shared by every launcher:
 // * All tensors are contiguous, row-major, on the current device; `stream` is the
