@@ -20,11 +20,7 @@
 namespace mmclip {
 namespace {
 
-using binding::check_cuda;
-using binding::check_int32_size;
-using binding::current_stream;
-using binding::kernel_dtype;
-using binding::workspace;
+using namespace binding;  // check_cuda, current_stream, kernel_dtype, workspace, ...
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_guided_mask_cuda(const at::Tensor& scores,
                                                                           const at::Tensor& noise,

@@ -18,11 +18,7 @@
 namespace mmclip {
 namespace {
 
-using binding::check_cuda;
-using binding::check_int32_size;
-using binding::current_stream;
-using binding::kernel_dtype;
-using binding::workspace;
+using namespace binding;  // check_cuda, current_stream, kernel_dtype, workspace, ...
 
 at::Tensor cross_modal_attention_score_cuda(const at::Tensor& q, const at::Tensor& k,
                                             const at::Tensor& weight, double scale) {

@@ -20,11 +20,7 @@
 namespace mmclip {
 namespace {
 
-using binding::check_cuda;
-using binding::check_int32_size;
-using binding::current_stream;
-using binding::kernel_dtype;
-using binding::workspace;
+using namespace binding;  // check_cuda, current_stream, kernel_dtype, workspace, ...
 
 std::tuple<at::Tensor, at::Tensor> entity_span_mask_cuda(
     const at::Tensor& input_ids, const at::Tensor& attention_mask,

@@ -20,11 +20,7 @@
 namespace mmclip {
 namespace {
 
-using binding::check_cuda;
-using binding::check_int32_size;
-using binding::current_stream;
-using binding::kernel_dtype;
-using binding::workspace;
+using namespace binding;  // check_cuda, current_stream, kernel_dtype, workspace, ...
 
 // The backward and scatter kernels keep a row's position j in an int workspace.
 void check_index_count(int64_t count, const char* what) {

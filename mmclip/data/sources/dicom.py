@@ -8,14 +8,15 @@ later runs reuse the PNG. Writes go to a temporary name and are renamed into pla
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from mmclip.data.records import DataError
+from mmclip.data.records import DataError, XrayRecord, patient_split
 
-__all__ = ["dicom_patient_id", "dicom_to_png", "dicom_to_uint8"]
+__all__ = ["DicomSplit", "dicom_image_record", "dicom_patient_id", "dicom_to_png", "dicom_to_uint8"]
 
 
 def dicom_to_uint8(path: Path) -> np.ndarray:
@@ -66,3 +67,54 @@ def dicom_to_png(path: Path, cache_dir: Path, name: str | None = None) -> Path:
     Image.fromarray(image).save(tmp, format="PNG", compress_level=1)
     tmp.replace(out)
     return out
+
+
+@dataclass(frozen=True)
+class DicomSplit:
+    """Where a DICOM source caches its PNGs and how it splits patients.
+
+    Attributes:
+        cache_dir: the PNG cache folder.
+        val_fraction, test_fraction: patient-hash split fractions.
+        salt: the split hash's salt (one per source, so sources split independently).
+    """
+
+    cache_dir: Path
+    val_fraction: float
+    test_fraction: float
+    salt: str
+
+    @classmethod
+    def under(
+        cls,
+        root: Path,
+        cache_dir: str | Path | None,
+        val_fraction: float,
+        test_fraction: float,
+        salt: str,
+    ) -> DicomSplit:
+        """The split of a source at ``root``; the cache defaults to ``root/png_cache``."""
+        cache = Path(cache_dir) if cache_dir is not None else root / "png_cache"
+        return cls(cache, val_fraction, test_fraction, salt)
+
+
+def dicom_image_record(
+    dcm: Path,
+    split: DicomSplit,
+    labels: dict[str, int],
+    patient_id: str,
+    source: str,
+    meta: dict[str, object],
+    name: str | None = None,
+) -> XrayRecord:
+    """An image-only record of one DICOM: converted once to a cached PNG, split by patient."""
+    return XrayRecord(
+        image_path=dicom_to_png(dcm, split.cache_dir, name),
+        report=None,
+        labels=labels,
+        patient_id=patient_id,
+        view=None,
+        split=patient_split(patient_id, split.val_fraction, split.test_fraction, salt=split.salt),
+        source=source,
+        meta={**meta, "dicom": dcm},
+    )

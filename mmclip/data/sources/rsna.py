@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmclip.data.records import DataError, XrayRecord, patient_split, read_csv_rows
-from mmclip.data.sources.dicom import dicom_to_png
+from mmclip.data.records import DataError, XrayRecord, read_csv_rows
+from mmclip.data.sources.dicom import DicomSplit, dicom_image_record
 
 __all__ = ["load_rsna_pneumonia"]
 
@@ -30,7 +30,7 @@ def load_rsna_pneumonia(
 ) -> list[XrayRecord]:
     """Image-only records labelled ``Pneumonia`` 1 / 0 (DICOMs converted to cached PNGs)."""
     root = Path(root)
-    cache = Path(cache_dir) if cache_dir is not None else root / "png_cache"
+    split = DicomSplit.under(root, cache_dir, val_fraction, test_fraction, salt="rsna")
     csv_path = root / "stage_2_train_labels.csv"
     rows = read_csv_rows(csv_path, ["patientId", "x", "y", "width", "height", "Target"])
     classes: dict[str, str] = {}
@@ -56,21 +56,11 @@ def load_rsna_pneumonia(
             boxes.setdefault(pid, []).append(box)
     records: list[XrayRecord] = []
     for pid, target in targets.items():
-        dcm = root / "stage_2_train_images" / f"{pid}.dcm"
-        png = dicom_to_png(dcm, cache)
-        meta: dict[str, object] = {"boxes": boxes.get(pid, []), "dicom": dcm}
+        meta: dict[str, object] = {"boxes": boxes.get(pid, [])}
         if pid in classes:
             meta["class"] = classes[pid]
+        dcm = root / "stage_2_train_images" / f"{pid}.dcm"
         records.append(
-            XrayRecord(
-                image_path=png,
-                report=None,
-                labels={"Pneumonia": target},
-                patient_id=pid,
-                view=None,
-                split=patient_split(pid, val_fraction, test_fraction, salt="rsna"),
-                source="rsna-pneumonia",
-                meta=meta,
-            )
+            dicom_image_record(dcm, split, {"Pneumonia": target}, pid, "rsna-pneumonia", meta)
         )
     return records

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmclip.data.records import DataError, XrayRecord, patient_split, read_csv_rows
-from mmclip.data.sources.dicom import dicom_patient_id, dicom_to_png
+from mmclip.data.records import DataError, XrayRecord, read_csv_rows
+from mmclip.data.sources.dicom import DicomSplit, dicom_image_record, dicom_patient_id
 
 __all__ = ["load_siim_pneumothorax"]
 
@@ -29,7 +29,7 @@ def load_siim_pneumothorax(
 ) -> list[XrayRecord]:
     """Image-only records labelled ``Pneumothorax`` 1 / 0."""
     root = Path(root)
-    cache = Path(cache_dir) if cache_dir is not None else root / "png_cache"
+    split = DicomSplit.under(root, cache_dir, val_fraction, test_fraction, salt="siim")
     csv_path = root / "train-rle.csv"
     if not csv_path.is_file() and (root / "train_rle.csv").is_file():
         csv_path = root / "train_rle.csv"
@@ -50,16 +50,10 @@ def load_siim_pneumothorax(
         if dcm is None:
             raise DataError(f"{root / 'dicom-images-train'}: no DICOM for ImageId {image_id}")
         patient = dicom_patient_id(dcm) or image_id
+        labels = {"Pneumothorax": int(bool(masks))}
         records.append(
-            XrayRecord(
-                image_path=dicom_to_png(dcm, cache, image_id),
-                report=None,
-                labels={"Pneumothorax": int(bool(masks))},
-                patient_id=patient,
-                view=None,
-                split=patient_split(patient, val_fraction, test_fraction, salt="siim"),
-                source="siim-acr",
-                meta={"rle": masks, "dicom": dcm},
+            dicom_image_record(
+                dcm, split, labels, patient, "siim-acr", {"rle": masks}, name=image_id
             )
         )
     return records
