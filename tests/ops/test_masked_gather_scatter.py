@@ -33,9 +33,10 @@ def test_gather_scatter_equal_reference(batch, patches, dim, data):
     keep = random_keep(batch, patches, count, seed)
     token = torch.randn(dim).to(dtype)
     gathered = ops.masked_gather(x, keep)
-    assert torch.equal(gathered, reference.masked_gather(x, keep))
     scattered = ops.masked_scatter(gathered, keep, token, patches)
-    assert torch.equal(scattered, reference.masked_scatter(gathered, keep, token, patches))
+    if ops.has_ops():  # without the extension ops.* is the reference itself
+        assert torch.equal(gathered, reference.masked_gather(x, keep))
+        assert torch.equal(scattered, reference.masked_scatter(gathered, keep, token, patches))
     # Round trip: kept rows come back, the rest hold the mask token.
     kept = torch.zeros(batch, patches, dtype=torch.bool)
     kept.scatter_(1, keep, True)
@@ -86,6 +87,7 @@ def test_gradcheck_float64(device):
     assert torch.autograd.gradgradcheck(scatter, (visible, token))
 
 
+@requires_ops
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_gradients_match_reference(dtype, device):
     x = torch.randn(4, 16, 8, device=device).to(dtype).requires_grad_(True)
