@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch import Tensor
 
-__all__ = ["MMCLIPBatch", "SampleKind"]
+__all__ = ["MMCLIPBatch", "SampleKind", "check_batch_rows"]
 
 
 class SampleKind(enum.IntEnum):
@@ -84,3 +84,51 @@ class MMCLIPBatch:
             if isinstance(value := getattr(self, f.name), Tensor)
         }
         return replace(self, **moved)
+
+
+def check_batch_rows(batch: MMCLIPBatch) -> None:
+    """Raise ``ValueError`` when the batch's rows do not match its sample kinds.
+
+    Each PAIRED / IMAGE_PROMPT sample needs an image row and a text row, IMAGE_ONLY an image
+    row only, TEXT_ONLY a text row only; ``image_index`` / ``text_index`` give the sample of
+    every row. Skipped while ``torch.compile`` traces (dynamo mis-evaluates the enum
+    comparisons); the trainer then calls it eagerly on each batch before the compiled forward.
+    """
+    if torch.compiler.is_compiling():
+        return
+    kind = batch.kind
+    if kind.ndim != 1:
+        raise ValueError(f"batch.kind must be 1-D; got shape {tuple(kind.shape)}")
+    b = kind.shape[0]
+    if batch.images is not None:
+        if batch.image_index is None or batch.image_index.shape[0] != batch.images.shape[0]:
+            raise ValueError("batch.image_index must give the sample of every image row")
+    if batch.input_ids is not None:
+        if batch.text_index is None or batch.text_index.shape[0] != batch.input_ids.shape[0]:
+            raise ValueError("batch.text_index must give the sample of every text row")
+        if batch.attention_mask is None:
+            raise ValueError("batch.attention_mask is required with input_ids")
+    has_image = torch.zeros(b, dtype=torch.bool, device=kind.device)
+    has_text = torch.zeros(b, dtype=torch.bool, device=kind.device)
+    if batch.images is not None and batch.image_index is not None:
+        has_image = has_image.index_fill(0, batch.image_index, True)
+    if batch.input_ids is not None and batch.text_index is not None:
+        has_text = has_text.index_fill(0, batch.text_index, True)
+    needs_image = (
+        (kind == SampleKind.PAIRED)
+        | (kind == SampleKind.IMAGE_PROMPT)
+        | (kind == SampleKind.IMAGE_ONLY)
+    )
+    needs_text = (
+        (kind == SampleKind.PAIRED)
+        | (kind == SampleKind.IMAGE_PROMPT)
+        | (kind == SampleKind.TEXT_ONLY)
+    )
+    bad = (has_image != needs_image) | (has_text != needs_text)
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"batch sample {i} of kind {SampleKind(int(kind[i])).name} has "
+            f"image={bool(has_image[i])}, text={bool(has_text[i])}, "
+            "which its kind does not allow"
+        )

@@ -19,28 +19,27 @@ sample in the batch is ``None`` in the output and left out of the total.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
-import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..batch import MMCLIPBatch, SampleKind
+from ..batch import MMCLIPBatch, SampleKind, check_batch_rows
 from .attmim import AttMIM, MIMOutput
-from .config import AttMIMConfig, MMCLIPConfig
+from .config import MMCLIPConfig
 from .contrastive import ContrastiveLoss
+from .ddp import connected_zero, is_distributed
+from .encoding import ImageTextEncoding
 from .entmlm import EntMLM, MLMOutput
 from .local import LocalAlignmentLoss
-from .preprocess import ImageLike, preprocess_image
+from .pretrained import CheckpointMismatchError, PretrainedModelIO
 from .text import TextEncoder, load_tokenizer, resolve_text_checkpoint
+from .token_weights import entity_token_weights, guidance_token_weights, select_spans
 from .vit import VisionTransformer
 
 __all__ = [
@@ -52,17 +51,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-FORMAT_VERSION = 2
-"""2: the model owns its towers (keys ``visual.*``, ``text.*``, ``image_proj.*``,
-``text_proj.*``) and has the local term (``local.*``); 1: towers inside the heads
-(``attmim.encoder.*``, ``entmlm.encoder.*``)."""
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint's tensors do not match the model built from its config."""
 
 
 @dataclass
@@ -95,146 +83,7 @@ class MMCLIPOutput:
     text_embeds: Tensor | None = None
 
 
-def _inside_spans(
-    shape: tuple[int, int], span_offsets: Tensor, spans: Tensor, device: torch.device
-) -> Tensor:
-    """Tokens inside any CSR span: Tensor[B, L] bool."""
-    batch, length = shape
-    if not spans.shape[0]:
-        return torch.zeros(batch, length, dtype=torch.bool, device=device)
-    counts = span_offsets[1:] - span_offsets[:-1]
-    rows = torch.repeat_interleave(torch.arange(batch, device=device), counts)
-    delta = torch.zeros(batch, length + 1, device=device)
-    starts, ends = spans[:, 0].clamp(0, length), spans[:, 1].clamp(0, length)
-    delta.index_put_((rows, starts), torch.ones_like(starts, dtype=delta.dtype), accumulate=True)
-    delta.index_put_((rows, ends), -torch.ones_like(ends, dtype=delta.dtype), accumulate=True)
-    return delta.cumsum(dim=1)[:, :length] > 0
-
-
-def entity_token_weights(
-    attention_mask: Tensor,
-    span_offsets: Tensor | None,
-    spans: Tensor | None,
-    entity_weight: float = 2.0,
-    special_tokens_mask: Tensor | None = None,
-    other_weight: float = 1.0,
-) -> Tensor:
-    """Guidance weight of every token: 0 padding/special, ``other_weight`` token, ``entity_weight``
-    inside a span.
-
-    Args:
-        attention_mask (Tensor[B, L]): 1 = real token.
-        span_offsets (Tensor[B + 1] int64 | None), spans (Tensor[S, 2] int64 | None): CSR
-            token spans (entities, or the focus spans of :func:`guidance_token_weights`).
-        entity_weight: weight of tokens inside a span.
-        special_tokens_mask (Tensor[B, L] | None): 1 = [CLS]/[SEP] (weight 0).
-        other_weight: weight of the other real tokens.
-
-    Returns:
-        Tensor[B, L] float32.
-    """
-    valid = attention_mask > 0
-    if special_tokens_mask is not None:
-        valid = valid & (special_tokens_mask == 0)
-    weight = valid.float() * float(other_weight)
-    if spans is not None and span_offsets is not None:
-        inside = _inside_spans(tuple(weight.shape), span_offsets, spans, weight.device)  # type: ignore[arg-type]
-        weight = torch.where(inside & valid, torch.full_like(weight, entity_weight), weight)
-    return weight
-
-
-def guidance_token_weights(
-    config: AttMIMConfig,
-    attention_mask: Tensor,
-    special_tokens_mask: Tensor | None,
-    span_offsets: Tensor | None,
-    spans: Tensor | None,
-    focus_offsets: Tensor | None,
-    focus_spans: Tensor | None,
-) -> Tensor:
-    """The token weights AttMIM's guidance and the local term read (DESIGN §1.1 step 3).
-
-    With ``config.assertion_aware`` and focus spans: focus tokens (present / uncertain
-    findings and their laterality / anatomy words) get ``entity_weight``, every other token
-    ``context_weight`` (negated mentions included). Otherwise (the ablation, or a batch
-    without focus spans): entity tokens ``entity_weight``, other tokens 1.
-
-    Returns:
-        Tensor[B, L] float32.
-    """
-    if config.assertion_aware and focus_offsets is not None and focus_spans is not None:
-        return entity_token_weights(
-            attention_mask,
-            focus_offsets,
-            focus_spans,
-            config.entity_weight,
-            special_tokens_mask,
-            other_weight=config.context_weight,
-        )
-    return entity_token_weights(
-        attention_mask, span_offsets, spans, config.entity_weight, special_tokens_mask
-    )
-
-
-def _select_spans(
-    span_offsets: Tensor | None, spans: Tensor | None, rows: Tensor
-) -> tuple[Tensor | None, Tensor | None]:
-    """The CSR spans of the text rows ``rows`` (Tensor[R] int64), in that order."""
-    if span_offsets is None or spans is None:
-        return None, None
-    starts, ends = span_offsets[rows], span_offsets[rows + 1]
-    counts = ends - starts
-    new_offsets = torch.zeros(rows.shape[0] + 1, dtype=torch.int64, device=rows.device)
-    new_offsets[1:] = counts.cumsum(0)
-    total = int(new_offsets[-1])
-    if total == 0:
-        return new_offsets, spans.new_zeros((0, 2))
-    # index of every kept span: its row start + position within the row
-    row_of = torch.repeat_interleave(torch.arange(rows.shape[0], device=rows.device), counts)
-    within = torch.arange(total, device=rows.device) - new_offsets[:-1][row_of]
-    return new_offsets, spans[starts[row_of] + within]
-
-
-SIZE_BOUNDS: dict[str, tuple[int, int]] = {
-    "vision.image_size": (8, 4096),
-    "vision.patch_size": (1, 512),
-    "vision.in_chans": (1, 16),
-    "vision.width": (8, 8192),
-    "vision.depth": (1, 128),
-    "vision.heads": (1, 256),
-    "text.vocab_size": (8, 1_000_000),
-    "text.hidden_size": (8, 8192),
-    "text.num_layers": (1, 128),
-    "text.num_heads": (1, 256),
-    "text.intermediate_size": (8, 65536),
-    "text.max_position_embeddings": (8, 65536),
-    "text.max_length": (2, 65536),
-    "contrastive.embed_dim": (2, 8192),
-}
-"""Bounds of the architecture sizes a ``config.json`` may ask for (a hostile or corrupt file
-must not allocate terabytes or divide by zero)."""
-
-
-def check_config_sizes(config: MMCLIPConfig, where: str = "config") -> None:
-    """Raise ``ValueError`` naming the key when a size is outside :data:`SIZE_BOUNDS`."""
-    for key, (low, high) in SIZE_BOUNDS.items():
-        section, name = key.split(".")
-        value = getattr(getattr(config, section), name)
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            raise ValueError(f"{where}: {key} = {value!r} is outside [{low}, {high}]")
-    v = config.vision
-    if v.image_size % v.patch_size or v.width % v.heads:
-        raise ValueError(
-            f"{where}: vision.image_size must be a multiple of patch_size and width of heads "
-            f"(got {v.image_size}/{v.patch_size}, {v.width}/{v.heads})"
-        )
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-class MMCLIPModel(nn.Module):
+class MMCLIPModel(ImageTextEncoding, PretrainedModelIO):
     """Contrastive image–text model with AttMIM and EntMLM.
 
     Args:
@@ -339,49 +188,8 @@ class MMCLIPModel(nn.Module):
 
     # ------------------------------------------------------------------ training
     def _check_batch(self, batch: MMCLIPBatch) -> None:
-        """Raise ``ValueError`` when the batch's rows do not match its sample kinds.
-
-        Skipped while ``torch.compile`` traces (dynamo mis-evaluates the enum comparisons);
-        the trainer then calls it eagerly on each batch before the compiled forward.
-        """
-        if torch.compiler.is_compiling():
-            return
-        kind = batch.kind
-        if kind.ndim != 1:
-            raise ValueError(f"batch.kind must be 1-D; got shape {tuple(kind.shape)}")
-        b = kind.shape[0]
-        if batch.images is not None:
-            if batch.image_index is None or batch.image_index.shape[0] != batch.images.shape[0]:
-                raise ValueError("batch.image_index must give the sample of every image row")
-        if batch.input_ids is not None:
-            if batch.text_index is None or batch.text_index.shape[0] != batch.input_ids.shape[0]:
-                raise ValueError("batch.text_index must give the sample of every text row")
-            if batch.attention_mask is None:
-                raise ValueError("batch.attention_mask is required with input_ids")
-        has_image = torch.zeros(b, dtype=torch.bool, device=kind.device)
-        has_text = torch.zeros(b, dtype=torch.bool, device=kind.device)
-        if batch.images is not None and batch.image_index is not None:
-            has_image = has_image.index_fill(0, batch.image_index, True)
-        if batch.input_ids is not None and batch.text_index is not None:
-            has_text = has_text.index_fill(0, batch.text_index, True)
-        needs_image = (
-            (kind == SampleKind.PAIRED)
-            | (kind == SampleKind.IMAGE_PROMPT)
-            | (kind == SampleKind.IMAGE_ONLY)
-        )
-        needs_text = (
-            (kind == SampleKind.PAIRED)
-            | (kind == SampleKind.IMAGE_PROMPT)
-            | (kind == SampleKind.TEXT_ONLY)
-        )
-        bad = (has_image != needs_image) | (has_text != needs_text)
-        if bool(bad.any()):
-            i = int(bad.nonzero()[0, 0])
-            raise ValueError(
-                f"batch sample {i} of kind {SampleKind(int(kind[i])).name} has "
-                f"image={bool(has_image[i])}, text={bool(has_text[i])}, "
-                "which its kind does not allow"
-            )
+        """:func:`mmclip.batch.check_batch_rows` (the trainer calls it before compiling)."""
+        check_batch_rows(batch)
 
     def forward(
         self,
@@ -428,7 +236,7 @@ class MMCLIPModel(nn.Module):
         n_pair = int(paired.numel())
         pair_img, pair_txt = img_row[paired], txt_row[paired]
         pair_labels = labels[paired] if labels is not None else None
-        want_clip = weights.clip != 0 and (n_pair > 0 or _distributed())
+        want_clip = weights.clip != 0 and (n_pair > 0 or is_distributed())
         want_local = weights.local != 0
         want_mim = weights.mim != 0
         want_mlm = weights.mlm != 0
@@ -515,7 +323,7 @@ class MMCLIPModel(nn.Module):
                 clip_labels = (
                     torch.zeros(0, dtype=torch.int64, device=device) if labels is not None else None
                 )
-            if clip_labels is None and self.contrastive.label_aware and _distributed():
+            if clip_labels is None and self.contrastive.label_aware and is_distributed():
                 # every rank must join the labels' all-gather: -1 = unknown disease kind
                 clip_labels = torch.full((z_img.shape[0],), -1, dtype=torch.int64, device=device)
             terms["clip"] = self.contrastive(z_img, z_txt, clip_labels)
@@ -555,7 +363,7 @@ class MMCLIPModel(nn.Module):
 
         # -------- text–prompt contrastive term for text-only reports. An all-gather: under
         # several ranks every rank joins it, with an empty batch when it has no such sample.
-        if weights.tp != 0 and (text_only.numel() or _distributed()):
+        if weights.tp != 0 and (text_only.numel() or is_distributed()):
             tp = self._text_prompt(batch, text_only, txt_row)
             if tp is not None:
                 terms["tp"] = tp
@@ -567,22 +375,9 @@ class MMCLIPModel(nn.Module):
         if torch.is_grad_enabled() and (not terms or not total_loss.requires_grad):
             # No active term: still a loss that backward() accepts (with a fixed temperature
             # the logit scale above is a buffer, without graph).
-            total_loss = total_loss + self._zero_loss()
+            total_loss = total_loss + connected_zero(self)
         out.loss = total_loss
         return out
-
-    def _zero_loss(self) -> Tensor:
-        """A scalar 0 connected to every trainable parameter (float32).
-
-        The loss of a step without an active term: ``.backward()`` works on it and gives
-        every trainable parameter a zero gradient (so DDP, which waits for each one, does
-        not hang). A zero with no graph when nothing is trainable.
-        """
-        zero = self.visual.cls_token.new_zeros((), dtype=torch.float32)
-        for p in self.parameters():
-            if p.requires_grad:
-                zero = zero + p.reshape(-1)[:1].float().sum() * 0.0
-        return zero
 
     def guide_scale(self) -> float:
         """Logit scale of the guidance's token → patch softmax: ``self.attmim.guide_scale()``.
@@ -626,8 +421,8 @@ class MMCLIPModel(nn.Module):
         """:func:`guidance_token_weights` of the text rows ``rows``: Tensor[R, L] float32."""
         assert batch.attention_mask is not None
         special = batch.special_tokens_mask[rows] if batch.special_tokens_mask is not None else None
-        offsets, spans = _select_spans(batch.span_offsets, batch.spans, rows)
-        focus_offsets, focus_spans = _select_spans(batch.focus_offsets, batch.focus_spans, rows)
+        offsets, spans = select_spans(batch.span_offsets, batch.spans, rows)
+        focus_offsets, focus_spans = select_spans(batch.focus_offsets, batch.focus_spans, rows)
         return guidance_token_weights(
             self.config.attmim,
             batch.attention_mask[rows],
@@ -647,7 +442,7 @@ class MMCLIPModel(nn.Module):
     ) -> MLMOutput:
         assert batch.input_ids is not None and batch.attention_mask is not None
         special = batch.special_tokens_mask[rows] if batch.special_tokens_mask is not None else None
-        offsets, spans = _select_spans(batch.span_offsets, batch.spans, rows)
+        offsets, spans = select_spans(batch.span_offsets, batch.spans, rows)
         return self.entmlm(
             batch.input_ids[rows],
             batch.attention_mask[rows],
@@ -680,7 +475,7 @@ class MMCLIPModel(nn.Module):
             prompt_row[prompt_index] = torch.arange(prompt_index.shape[0], device=device)
             samples = text_only[prompt_row[text_only] >= 0]
         if not samples.numel():
-            return self._empty_text_prompt() if _distributed() else None
+            return self._empty_text_prompt() if is_distributed() else None
         assert batch.prompt_input_ids is not None and batch.input_ids is not None
         assert batch.attention_mask is not None
         rows = txt_row[samples]
@@ -691,226 +486,6 @@ class MMCLIPModel(nn.Module):
             batch.prompt_input_ids[p_rows], p_mask[p_rows] if p_mask is not None else None
         ).pooled
         labels = batch.prompt_label[samples] if batch.prompt_label is not None else None
-        if labels is None and self.tp_loss.label_aware and _distributed():
+        if labels is None and self.tp_loss.label_aware and is_distributed():
             labels = torch.full((samples.numel(),), -1, dtype=torch.int64, device=device)
         return self.tp_loss(self.text_proj(report), self.text_proj(prompt), labels)
-
-    # ------------------------------------------------------------------ inference
-    def preprocess(self, image: ImageLike) -> Tensor:
-        """One image (path, PIL, numpy, tensor in [0, 1]) → Tensor[C, S, S] model input."""
-        v = self.config.vision
-        return preprocess_image(image, v.image_size, v.in_chans, v.image_mean, v.image_std)
-
-    def _image_batch(self, images: ImageLike | Sequence[ImageLike]) -> Tensor:
-        device = self.visual.cls_token.device
-        if isinstance(images, Tensor):
-            batch = images[None] if images.ndim == 3 else images
-            self.visual.check_images(batch)
-            return batch.to(device)
-        if isinstance(images, (list, tuple)):
-            if not images:
-                raise ValueError("no image given")
-            items = list(images)
-        else:
-            items = [images]
-        return torch.stack([self.preprocess(x) for x in items]).to(device)
-
-    def encode_image(
-        self, images: ImageLike | Sequence[ImageLike], normalize: bool = True
-    ) -> Tensor:
-        """Image embeddings in the joint space.
-
-        Args:
-            images: a path, PIL image, numpy array, or a list of them (preprocessed with
-                :meth:`preprocess`); or an already preprocessed tensor [C, S, S] /
-                [N, C, S, S] (checked, not preprocessed again).
-            normalize: L2-normalise.
-
-        Returns:
-            Tensor[N, E] float32. Gradients are kept; wrap in ``torch.no_grad()`` for inference.
-        """
-        x = self._image_batch(images)
-        z = self.image_proj(self.visual(x).pooled).float()
-        return F.normalize(z, dim=-1) if normalize else z
-
-    def tokenize(self, texts: str | Sequence[str]) -> dict[str, Tensor]:
-        """Tokenise with the model's tokenizer, truncating to ``text.max_length`` tokens.
-
-        Returns:
-            ``{"input_ids": Tensor[N, L], "attention_mask": Tensor[N, L]}`` on the model's device.
-        """
-        if self.tokenizer is None:
-            raise RuntimeError(
-                "this model has no tokenizer; pass tokenizer= to create_model/MMCLIPModel or "
-                "load a saved model that has one"
-            )
-        items = [texts] if isinstance(texts, str) else list(texts)
-        if not items:
-            raise ValueError("no text given")
-        for i, t in enumerate(items):
-            if not isinstance(t, str):
-                raise TypeError(f"texts must be strings; item {i} is {type(t).__name__}")
-            if not t.strip():
-                raise ValueError(f"text {i} is empty")
-        enc = self.tokenizer(
-            items,
-            padding=True,
-            truncation=True,
-            max_length=self.config.text.max_length,
-            return_tensors="pt",
-        )
-        device = self.visual.cls_token.device
-        return {
-            "input_ids": enc["input_ids"].to(device),
-            "attention_mask": enc["attention_mask"].to(device),
-        }
-
-    def encode_text(
-        self, texts: str | Sequence[str] | dict[str, Tensor], normalize: bool = True
-    ) -> Tensor:
-        """Text embeddings in the joint space.
-
-        Args:
-            texts: a string or a list of strings (tokenised by :meth:`tokenize`, truncated
-                to ``text.max_length`` tokens), or a dict with ``input_ids`` and
-                ``attention_mask`` tensors.
-            normalize: L2-normalise.
-
-        Returns:
-            Tensor[N, E] float32.
-        """
-        enc = texts if isinstance(texts, dict) else self.tokenize(texts)
-        pooled = self.text(enc["input_ids"], enc.get("attention_mask")).pooled
-        z = self.text_proj(pooled).float()
-        return F.normalize(z, dim=-1) if normalize else z
-
-    def encode(
-        self, image: ImageLike | Sequence[ImageLike], text: str | Sequence[str]
-    ) -> tuple[Tensor, Tensor]:
-        """``(encode_image(image), encode_text(text))``: Tensor[N_i, E] and Tensor[N_t, E]."""
-        return self.encode_image(image), self.encode_text(text)
-
-    # ------------------------------------------------------------------ save / load
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``config.json``, ``model.safetensors`` and the tokenizer files.
-
-        The weights go to a temporary file renamed into place. The saved config has
-        ``text.pretrained = None``: loading never reads the original text checkpoint.
-
-        Returns:
-            The directory.
-        """
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        config = copy.deepcopy(self.config)
-        config.text.pretrained = None
-        data = {"model_type": "mmclip", "format_version": FORMAT_VERSION, **config.to_dict()}
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        tmp = directory / (WEIGHTS_NAME + ".tmp")
-        save_file(state, str(tmp), metadata={"format": "pt", "model_type": "mmclip"})
-        os.replace(tmp, directory / WEIGHTS_NAME)
-        tmp_cfg = directory / (CONFIG_NAME + ".tmp")
-        tmp_cfg.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp_cfg, directory / CONFIG_NAME)
-        if self.tokenizer is not None:
-            self.tokenizer.save_pretrained(str(directory))
-        logger.info("saved %s to %s", config.name, directory)
-        return directory
-
-    @classmethod
-    def from_pretrained(
-        cls, directory: str | Path, device: torch.device | str = "cpu"
-    ) -> MMCLIPModel:
-        """Load a model written by :meth:`save_pretrained` (strictly; returned in eval mode).
-
-        Raises:
-            FileNotFoundError: the directory lacks ``config.json`` or ``model.safetensors``.
-            CheckpointMismatchError: missing, unexpected or differently shaped tensors.
-        """
-        from safetensors.torch import load_file
-
-        directory = Path(directory)
-        cfg_path, weights = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-        for path in (cfg_path, weights):
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} does not exist (not an mmclip model directory?)")
-        try:
-            data = json.loads(cfg_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, ValueError) as error:
-            raise ValueError(f"{cfg_path} is not valid JSON ({error})") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{cfg_path} must hold a JSON object")
-        if data.pop("model_type", "mmclip") != "mmclip":
-            raise ValueError(f"{cfg_path} is not an mmclip config")
-        version = data.pop("format_version", 1)
-        if version != FORMAT_VERSION:
-            reason = (
-                "it was written by an older mmclip, whose heads held the towers "
-                "(attmim.encoder.*, entmlm.encoder.*); this one owns them at the top "
-                "(visual.*, text.*) and adds the local term"
-                if version < FORMAT_VERSION
-                else "it was written by a newer mmclip"
-            )
-            raise CheckpointMismatchError(
-                f"{cfg_path} has format_version {version}; this mmclip reads format_version "
-                f"{FORMAT_VERSION} only: {reason}. Re-train, or load it with the mmclip that "
-                "wrote it."
-            )
-        try:
-            config = MMCLIPConfig.from_dict(data)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{cfg_path}: {error}") from None
-        check_config_sizes(config, str(cfg_path))
-        config.text.pretrained = None
-        tokenizer = None
-        if (directory / "tokenizer.json").is_file() or (
-            directory / "tokenizer_config.json"
-        ).is_file():
-            try:
-                tokenizer = load_tokenizer(directory)
-            except Exception as error:  # tokenizers / transformers raise many kinds
-                raise ValueError(
-                    f"the tokenizer files in {directory} are unreadable "
-                    f"({type(error).__name__}: {str(error).splitlines()[0][:200]})"
-                ) from None
-        model = cls(config, tokenizer=tokenizer, default_tokenizer=False)
-        try:
-            state = load_file(str(weights), device="cpu")
-        except Exception as error:  # safetensors: truncated header / data
-            raise ValueError(
-                f"{weights} is unreadable (truncated or corrupt: {type(error).__name__})"
-            ) from None
-        model.load_checkpoint_state(state, source=str(weights))
-        return model.to(device).eval()
-
-    def load_checkpoint_state(self, state: dict[str, Tensor], source: str = "checkpoint") -> None:
-        """``load_state_dict`` that names every mismatched key and shape before loading.
-
-        Raises:
-            CheckpointMismatchError: listing missing, unexpected and mis-shaped tensors.
-        """
-        expected = self.state_dict()
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        shapes = [
-            f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-            for k in sorted(set(state) & set(expected))
-            if tuple(state[k].shape) != tuple(expected[k].shape)
-        ]
-        if missing or unexpected or shapes:
-
-            def listing(title: str, items: list[str]) -> str:
-                more = f" … and {len(items) - 20} more" if len(items) > 20 else ""
-                return f"\n  {title} ({len(items)}): " + ", ".join(items[:20]) + more
-
-            msg = f"{source} does not match the model built from its config ({self.config.name}):"
-            if missing:
-                msg += listing("missing keys", missing)
-            if unexpected:
-                msg += listing("unexpected keys", unexpected)
-            if shapes:
-                msg += listing("shape mismatches", shapes)
-            raise CheckpointMismatchError(msg)
-        self.load_state_dict(state, strict=True)

@@ -1,0 +1,252 @@
+"""The saved-model format of :class:`~mmclip.models.MMCLIPModel`: write, read and check.
+
+A model directory holds ``config.json`` (the :class:`~mmclip.models.MMCLIPConfig` with
+``model_type`` and ``format_version``), ``model.safetensors`` and, when the model has one,
+the tokenizer files. Every file is checked before use: a corrupt or hostile file is a
+``ValueError`` naming it, never a traceback from deep inside torch (issue 15).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .config import MMCLIPConfig
+from .text import load_tokenizer
+
+__all__ = [
+    "CONFIG_NAME",
+    "FORMAT_VERSION",
+    "SIZE_BOUNDS",
+    "WEIGHTS_NAME",
+    "CheckpointMismatchError",
+    "PretrainedModelIO",
+    "check_config_sizes",
+    "check_state_matches",
+    "read_model_directory",
+    "write_model_directory",
+]
+
+logger = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT_VERSION = 2
+"""2: the model owns its towers (keys ``visual.*``, ``text.*``, ``image_proj.*``,
+``text_proj.*``) and has the local term (``local.*``); 1: towers inside the heads
+(``attmim.encoder.*``, ``entmlm.encoder.*``)."""
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint's tensors do not match the model built from its config."""
+
+
+SIZE_BOUNDS: dict[str, tuple[int, int]] = {
+    "vision.image_size": (8, 4096),
+    "vision.patch_size": (1, 512),
+    "vision.in_chans": (1, 16),
+    "vision.width": (8, 8192),
+    "vision.depth": (1, 128),
+    "vision.heads": (1, 256),
+    "text.vocab_size": (8, 1_000_000),
+    "text.hidden_size": (8, 8192),
+    "text.num_layers": (1, 128),
+    "text.num_heads": (1, 256),
+    "text.intermediate_size": (8, 65536),
+    "text.max_position_embeddings": (8, 65536),
+    "text.max_length": (2, 65536),
+    "contrastive.embed_dim": (2, 8192),
+}
+"""Bounds of the architecture sizes a ``config.json`` may ask for (a hostile or corrupt file
+must not allocate terabytes or divide by zero)."""
+
+
+def check_config_sizes(config: MMCLIPConfig, where: str = "config") -> None:
+    """Raise ``ValueError`` naming the key when a size is outside :data:`SIZE_BOUNDS`."""
+    for key, (low, high) in SIZE_BOUNDS.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ValueError(f"{where}: {key} = {value!r} is outside [{low}, {high}]")
+    v = config.vision
+    if v.image_size % v.patch_size or v.width % v.heads:
+        raise ValueError(
+            f"{where}: vision.image_size must be a multiple of patch_size and width of heads "
+            f"(got {v.image_size}/{v.patch_size}, {v.width}/{v.heads})"
+        )
+
+
+def write_model_directory(
+    directory: str | Path, config: MMCLIPConfig, module: nn.Module, tokenizer: Any = None
+) -> Path:
+    """Write ``config.json``, ``model.safetensors`` and the tokenizer files of a model.
+
+    The weights and the config go to temporary files renamed into place. The saved config
+    has ``text.pretrained = None``: loading never reads the original text checkpoint.
+
+    Returns:
+        The directory.
+    """
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = copy.deepcopy(config)
+    config.text.pretrained = None
+    data = {"model_type": "mmclip", "format_version": FORMAT_VERSION, **config.to_dict()}
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    tmp = directory / (WEIGHTS_NAME + ".tmp")
+    save_file(state, str(tmp), metadata={"format": "pt", "model_type": "mmclip"})
+    os.replace(tmp, directory / WEIGHTS_NAME)
+    tmp_cfg = directory / (CONFIG_NAME + ".tmp")
+    tmp_cfg.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp_cfg, directory / CONFIG_NAME)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(directory))
+    logger.info("saved %s to %s", config.name, directory)
+    return directory
+
+
+def _read_config(cfg_path: Path) -> MMCLIPConfig:
+    try:
+        data = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"{cfg_path} is not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{cfg_path} must hold a JSON object")
+    if data.pop("model_type", "mmclip") != "mmclip":
+        raise ValueError(f"{cfg_path} is not an mmclip config")
+    version = data.pop("format_version", 1)
+    if version != FORMAT_VERSION:
+        reason = (
+            "it was written by an older mmclip, whose heads held the towers "
+            "(attmim.encoder.*, entmlm.encoder.*); this one owns them at the top "
+            "(visual.*, text.*) and adds the local term"
+            if version < FORMAT_VERSION
+            else "it was written by a newer mmclip"
+        )
+        raise CheckpointMismatchError(
+            f"{cfg_path} has format_version {version}; this mmclip reads format_version "
+            f"{FORMAT_VERSION} only: {reason}. Re-train, or load it with the mmclip that "
+            "wrote it."
+        )
+    try:
+        config = MMCLIPConfig.from_dict(data)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{cfg_path}: {error}") from None
+    check_config_sizes(config, str(cfg_path))
+    config.text.pretrained = None
+    return config
+
+
+def read_model_directory(directory: str | Path) -> tuple[MMCLIPConfig, Any, dict[str, Tensor]]:
+    """The config, the tokenizer (or None) and the CPU state dict of a saved model.
+
+    Raises:
+        FileNotFoundError: the directory lacks ``config.json`` or ``model.safetensors``.
+        CheckpointMismatchError: another ``format_version``.
+        ValueError: an unreadable, corrupt or out-of-bounds file, named in the message.
+    """
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    cfg_path, weights = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    for path in (cfg_path, weights):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist (not an mmclip model directory?)")
+    config = _read_config(cfg_path)
+    tokenizer = None
+    if (directory / "tokenizer.json").is_file() or (directory / "tokenizer_config.json").is_file():
+        try:
+            tokenizer = load_tokenizer(directory)
+        except Exception as error:  # tokenizers / transformers raise many kinds
+            raise ValueError(
+                f"the tokenizer files in {directory} are unreadable "
+                f"({type(error).__name__}: {str(error).splitlines()[0][:200]})"
+            ) from None
+    try:
+        state = load_file(str(weights), device="cpu")
+    except Exception as error:  # safetensors: truncated header / data
+        raise ValueError(
+            f"{weights} is unreadable (truncated or corrupt: {type(error).__name__})"
+        ) from None
+    return config, tokenizer, state
+
+
+def check_state_matches(
+    expected: dict[str, Tensor], state: dict[str, Tensor], source: str, model_name: str
+) -> None:
+    """Raise :class:`CheckpointMismatchError` listing missing, unexpected and mis-shaped keys."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in sorted(set(state) & set(expected))
+        if tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    if not (missing or unexpected or shapes):
+        return
+
+    def listing(title: str, items: list[str]) -> str:
+        more = f" … and {len(items) - 20} more" if len(items) > 20 else ""
+        return f"\n  {title} ({len(items)}): " + ", ".join(items[:20]) + more
+
+    msg = f"{source} does not match the model built from its config ({model_name}):"
+    if missing:
+        msg += listing("missing keys", missing)
+    if unexpected:
+        msg += listing("unexpected keys", unexpected)
+    if shapes:
+        msg += listing("shape mismatches", shapes)
+    raise CheckpointMismatchError(msg)
+
+
+class PretrainedModelIO(nn.Module):
+    """``save_pretrained``, ``from_pretrained`` and ``load_checkpoint_state``: the base of
+    :class:`~mmclip.models.MMCLIPModel` that reads and writes model directories. A subclass
+    has ``config`` and ``tokenizer`` and takes ``(config, tokenizer=, default_tokenizer=)``."""
+
+    config: MMCLIPConfig
+    tokenizer: Any
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and the tokenizer files.
+
+        Files go to temporary names renamed into place; the saved config has
+        ``text.pretrained = None`` (loading never reads the original text checkpoint).
+        See :mod:`mmclip.models.pretrained`.
+
+        Returns:
+            The directory.
+        """
+        return write_model_directory(directory, self.config, self, self.tokenizer)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: torch.device | str = "cpu") -> Any:
+        """Load a model written by :meth:`save_pretrained` (strictly; returned in eval mode).
+
+        Raises:
+            FileNotFoundError: the directory lacks ``config.json`` or ``model.safetensors``.
+            CheckpointMismatchError: missing, unexpected or differently shaped tensors.
+            ValueError: a corrupt or out-of-bounds file, named in the message.
+        """
+        config, tokenizer, state = read_model_directory(directory)
+        model = cls(config, tokenizer=tokenizer, default_tokenizer=False)  # type: ignore[call-arg]
+        model.load_checkpoint_state(state, source=str(Path(directory) / WEIGHTS_NAME))
+        return model.to(device).eval()
+
+    def load_checkpoint_state(self, state: dict[str, Tensor], source: str = "checkpoint") -> None:
+        """``load_state_dict`` that names every mismatched key and shape before loading.
+
+        Raises:
+            CheckpointMismatchError: listing missing, unexpected and mis-shaped tensors.
+        """
+        check_state_matches(self.state_dict(), state, source, self.config.name)
+        self.load_state_dict(state, strict=True)
