@@ -11,13 +11,13 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from ..io import atomic_output, atomic_write_text
 from .config import MMCLIPConfig
 from .text import load_tokenizer
 
@@ -102,12 +102,9 @@ def write_model_directory(
     config.text.pretrained = None
     data = {"model_type": "mmclip", "format_version": FORMAT_VERSION, **config.to_dict()}
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    tmp = directory / (WEIGHTS_NAME + ".tmp")
-    save_file(state, str(tmp), metadata={"format": "pt", "model_type": "mmclip"})
-    os.replace(tmp, directory / WEIGHTS_NAME)
-    tmp_cfg = directory / (CONFIG_NAME + ".tmp")
-    tmp_cfg.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp_cfg, directory / CONFIG_NAME)
+    with atomic_output(directory / WEIGHTS_NAME) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt", "model_type": "mmclip"})
+    atomic_write_text(directory / CONFIG_NAME, json.dumps(data, indent=2, sort_keys=True) + "\n")
     if tokenizer is not None:
         tokenizer.save_pretrained(str(directory))
     logger.info("saved %s to %s", config.name, directory)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmclip.io import atomic_write_bytes, fsync_dir
+from mmclip.io import atomic_output, atomic_write_bytes, fsync_dir, fsync_file
 
 __all__ = [
     "CheckpointError",
@@ -81,16 +81,9 @@ def rank_file(rank: int) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
 def _save_torch(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    _fsync_file(tmp)
-    os.replace(tmp, path)
+    with atomic_output(path, durable=True) as tmp:
+        torch.save(obj, tmp)
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,7 +187,7 @@ def publish_checkpoint(out_dir: str | Path, step: int, world_size: int, keep: in
         raise CheckpointError(f"checkpoint {stage} is incomplete: missing {missing}")
     for path in stage.iterdir():
         if path.is_file():
-            _fsync_file(path)
+            fsync_file(path)
     fsync_dir(stage)
     final = root / f"step-{step:06d}"
     if final.exists():  # a re-run of a step after a resume: the old copy is not `latest`

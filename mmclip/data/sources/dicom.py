@@ -7,7 +7,6 @@ later runs reuse the PNG. Writes go to a temporary name and are renamed into pla
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from mmclip.data.records import DataError, XrayRecord, patient_split
+from mmclip.io import atomic_output
 
 __all__ = ["DicomSplit", "dicom_image_record", "dicom_patient_id", "dicom_to_png", "dicom_to_uint8"]
 
@@ -61,11 +61,9 @@ def dicom_to_png(path: Path, cache_dir: Path, name: str | None = None) -> Path:
     out = cache_dir / f"{name or path.stem}.png"
     if out.is_file() and out.stat().st_mtime >= path.stat().st_mtime:
         return out
-    cache_dir.mkdir(parents=True, exist_ok=True)
     image = dicom_to_uint8(path)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    Image.fromarray(image).save(tmp, format="PNG", compress_level=1)
-    tmp.replace(out)
+    with atomic_output(out) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG", compress_level=1)
     return out
 
 
