@@ -50,9 +50,11 @@ def test_train_step(benchmark, bench_device, impl):
     model = create_model(
         setup["model"],
         tokenizer=make_tokenizer(),
-        attmim__guide_warmup_steps=0,
-        attmim__tau_anneal_steps=1,
-        **setup["overrides"],
+        overrides={
+            "attmim.guide_warmup_steps": 0,
+            "attmim.tau_anneal_steps": 1,
+            **setup["overrides"],
+        },
     ).to(bench_device)
     model.train()
     batch = _batch(model, setup["batch"], bench_device)

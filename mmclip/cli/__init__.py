@@ -47,9 +47,9 @@ def _version() -> str:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from mmclip.config import ConfigError
     from mmclip.data.records import DataError
     from mmclip.train.checkpoint import CheckpointError
-    from mmclip.train.config import ConfigError
 
     return (
         CLIError,

@@ -135,7 +135,7 @@ def _print_table(path: Path) -> None:
 
 
 def _parse_options(items: Sequence[str] | None) -> dict[str, Any]:
-    from mmclip.train.config import parse_value
+    from mmclip.config import parse_value
 
     options: dict[str, Any] = {}
     for item in items or ():

@@ -4,7 +4,8 @@ the whole :class:`MMCLIPModel`, with a registry of named configs.
 Example::
 
     from mmclip.models import create_model, list_models
-    model = create_model("mmclip-tiny", attmim__tau_final=float("inf"))  # random masking
+    # random masking: one dotted override (mmclip.config)
+    model = create_model("mmclip-tiny", overrides={"attmim.tau_final": float("inf")})
 """
 
 from .attmim import AttMIM, MIMDecoder, MIMOutput, tau_schedule

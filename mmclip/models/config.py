@@ -1,7 +1,10 @@
 """Model configurations as data: nested dataclasses with a JSON round trip.
 
+The dict round trip and the type checks are :mod:`mmclip.config`'s, shared with the training
+config; ``config_from_dict`` and ``config_to_dict`` are re-exported here.
+
 Every choice of the method (DESIGN §1) is a field here with its default, so the
-ablations are one override each (see :func:`mmclip.models.create_model`):
+ablations are one dotted override each (see :func:`mmclip.models.create_model`):
 
 - random instead of attention-guided masking: ``attmim.tau_final = inf``;
 - random instead of entity masking: ``entmlm.entity_prob = 0``;
@@ -11,13 +14,12 @@ ablations are one override each (see :func:`mmclip.models.create_model`):
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+
+from mmclip.config import config_from_dict, config_to_dict
 
 __all__ = [
     "AttMIMConfig",
@@ -31,8 +33,6 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
 ]
-
-_T = TypeVar("_T")
 
 
 @dataclass
@@ -272,7 +272,8 @@ class MMCLIPConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MMCLIPConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        """Inverse of :meth:`to_dict`; an unknown key or a wrongly typed value raises
+        :class:`~mmclip.config.ConfigError` (a ``ValueError``) naming the dotted key."""
         return config_from_dict(cls, data)
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -289,64 +290,3 @@ class MMCLIPConfig:
         if isinstance(text_or_path, Path) or not text.lstrip().startswith("{"):
             text = Path(text_or_path).read_text(encoding="utf-8")
         return cls.from_dict(json.loads(text))
-
-
-def _encode(value: Any) -> Any:
-    if isinstance(value, float) and math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
-
-
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """Nested dataclass → JSON-safe dict."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        out[f.name] = config_to_dict(value) if dataclasses.is_dataclass(value) else _encode(value)
-    return out
-
-
-def _coerce(name: str, hint: Any, value: Any) -> Any:
-    args = typing.get_args(hint)
-    allowed = [a for a in args if a is not type(None)] if args else [hint]
-    if value is None:
-        if type(None) in args:
-            return None
-        raise ValueError(f"config field {name!r} must not be None")
-    target = allowed[0]
-    if dataclasses.is_dataclass(target):
-        if dataclasses.is_dataclass(value):
-            return value
-        if not isinstance(value, dict):
-            raise ValueError(f"config field {name!r} must be a dict; got {type(value).__name__}")
-        return config_from_dict(target, value, prefix=f"{name}.")
-    if target is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
-        try:
-            return float(value)
-        except ValueError:
-            raise ValueError(f"config field {name!r} must be a number; got {value!r}") from None
-    if target is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if target is int and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if target is bool and isinstance(value, bool):
-        return value
-    if target is str and isinstance(value, str):
-        return value
-    raise ValueError(
-        f"config field {name!r} must be {getattr(target, '__name__', target)}; got {value!r}"
-    )
-
-
-def config_from_dict(cls: type[_T], data: dict[str, Any], prefix: str = "") -> _T:
-    """Build dataclass ``cls`` from a (possibly partial) nested dict, checking keys and types."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ValueError(
-            f"unknown config key(s) {[prefix + k for k in unknown]}; "
-            f"valid keys of {cls.__name__}: {sorted(names)}"
-        )
-    kwargs = {k: _coerce(prefix + k, hints[k], v) for k, v in data.items()}
-    return cls(**kwargs)

@@ -1,20 +1,30 @@
 """Model registry (as open_clip): named configs, ``create_model`` and ``list_models``.
 
-Overrides passed to :func:`create_model` take either form (they can be mixed):
+Changes to a config use the dotted paths of :mod:`mmclip.config`, as ``--set`` and
+``model.overrides`` do in a training config:
 
-- double-underscore paths: ``create_model("mmclip-tiny", attmim__tau_final=float("inf"))``;
+- dotted keys: ``create_model("mmclip-tiny", overrides={"attmim.tau_final": float("inf")})``
+  (or ``overrides=["attmim.tau_final=inf"]``, values parsed as YAML);
+
+and, being just the config's structure, keyword arguments (they can be mixed):
+
 - nested dicts per section: ``create_model("mmclip-tiny", attmim={"tau_final": float("inf")})``;
 - top-level fields directly: ``use_unpaired=False``.
 
-Unknown keys and wrongly typed values raise ``ValueError`` naming the key.
+Unknown keys and wrongly typed values raise :class:`~mmclip.config.ConfigError` (a
+``ValueError``) naming the dotted key; the old double-underscore form (``attmim__tau_final=``)
+is refused with its dotted equivalent.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import is_dataclass
 from pathlib import Path
 from typing import Any
+
+from mmclip.config import ConfigError, apply_dotted, apply_set, config_to_dict, flatten
 
 from .config import (
     AttMIMConfig,
@@ -56,34 +66,65 @@ def get_model_config(name: str) -> MMCLIPConfig:
     return config
 
 
-def _set_path(tree: dict[str, Any], path: list[str], value: Any, key: str) -> None:
-    node = tree
-    for part in path[:-1]:
-        if part not in node or not isinstance(node[part], dict):
-            raise ValueError(f"unknown config override {key!r}: {part!r} is not a config section")
-        node = node[part]
-    node[path[-1]] = value
+def _is_instance(value: Any) -> bool:
+    return is_dataclass(value) and not isinstance(value, type)
 
 
-def apply_overrides(config: MMCLIPConfig, overrides: dict[str, Any]) -> MMCLIPConfig:
-    """A new config with ``overrides`` applied (see the module docstring)."""
+def _refuse_double_underscore(key: str) -> None:
+    if "__" in key:
+        dotted = key.replace("__", ".")
+        raise ConfigError(
+            f"double-underscore override {key!r} is not supported; the path is dotted: "
+            f'use create_model(name, overrides={{"{dotted}": ...}})'
+        )
+
+
+def _dotted_overrides(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Top-level fields and whole sections (dicts or dataclasses) as dotted keys."""
+    out = flatten({k: config_to_dict(v) if _is_instance(v) else v for k, v in fields.items()})
+    for key in out:
+        _refuse_double_underscore(key)
+    return out
+
+
+def apply_overrides(
+    config: MMCLIPConfig,
+    overrides: Mapping[str, Any] | Iterable[str] | None = None,
+    **fields: Any,
+) -> MMCLIPConfig:
+    """A new config with changes applied (``config`` is left as it is).
+
+    Args:
+        config: the config to start from.
+        overrides: dotted keys and their values, ``{"attmim.tau_final": float("inf")}``
+            (a nested mapping, ``{"attmim": {"tau_final": ...}}``, is the same), or
+            ``"attmim.tau_final=inf"`` strings whose values are parsed as YAML, as ``--set``.
+        **fields: top-level fields (``use_unpaired=False``) and sections as dicts or
+            dataclasses (``attmim={"tau_final": ...}``: only the fields named change).
+
+    Raises:
+        ConfigError: (a ``ValueError``) an unknown key, a wrongly typed value or a
+            double-underscore key (``attmim__tau_final``), naming the dotted key.
+    """
     tree = config.to_dict()
-    for key, value in overrides.items():
-        path = key.split("__")
-        if hasattr(value, "__dataclass_fields__"):
-            from .config import config_to_dict
-
-            value = config_to_dict(value)
-        if len(path) == 1 and isinstance(value, dict) and isinstance(tree.get(key), dict):
-            for sub, sub_value in value.items():
-                _set_path(tree, [key, sub], sub_value, f"{key}.{sub}")
-        else:
-            _set_path(tree, path, value, key)
+    apply_dotted(tree, _dotted_overrides(fields))
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    if isinstance(overrides, Mapping):
+        apply_dotted(tree, _dotted_overrides(overrides))
+    else:
+        for assignment in overrides or ():
+            _refuse_double_underscore(assignment.split("=", 1)[0])
+            apply_set(tree, assignment)
     return MMCLIPConfig.from_dict(tree)
 
 
 def create_model(
-    name_or_config: str | MMCLIPConfig, tokenizer: Any = None, **overrides: Any
+    name_or_config: str | MMCLIPConfig,
+    tokenizer: Any = None,
+    *,
+    overrides: Mapping[str, Any] | Iterable[str] | None = None,
+    **fields: Any,
 ) -> MMCLIPModel:
     """Build a model from a registered name (or a config) with overrides.
 
@@ -91,7 +132,9 @@ def create_model(
         name_or_config: e.g. ``"mmclip-tiny"`` (see :func:`list_models`) or an
             :class:`~mmclip.models.MMCLIPConfig`.
         tokenizer: ``PreTrainedTokenizerFast`` or a local directory holding one.
-        **overrides: config changes (see the module docstring).
+        overrides: dotted config keys and values, ``{"attmim.tau_final": float("inf")}``,
+            or ``"key.sub=value"`` strings (see :func:`apply_overrides`).
+        **fields: top-level fields and section dicts (see the module docstring).
 
     Returns:
         :class:`~mmclip.models.MMCLIPModel` (random init, except a text encoder loaded
@@ -101,8 +144,8 @@ def create_model(
         config = copy.deepcopy(name_or_config)
     else:
         config = get_model_config(name_or_config)
-    if overrides:
-        config = apply_overrides(config, overrides)
+    if overrides or fields:
+        config = apply_overrides(config, overrides, **fields)
     if isinstance(tokenizer, Path):
         tokenizer = str(tokenizer)
     return MMCLIPModel(config, tokenizer=tokenizer)

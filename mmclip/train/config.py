@@ -3,7 +3,10 @@
 A config file is a (partial) nested mapping of :class:`TrainConfig`; missing keys keep their
 defaults, unknown keys are a :class:`ConfigError` naming the key. Overrides use dotted paths
 (``optim.lr=3e-4``, ``data.sources.0.ratio=0.3``, ``model.overrides.attmim.tau_final=inf``);
-values are parsed as YAML scalars (``true``, ``null``, ``1e-3``, ``[0.9, 0.98]``).
+values are parsed as YAML scalars (``true``, ``null``, ``1e-3``, ``[0.9, 0.98]``). The mapping,
+the checks and the overrides are :mod:`mmclip.config`'s (shared with the model config);
+``ConfigError``, ``apply_set``, ``config_from_dict``, ``config_to_dict`` and ``parse_value``
+are re-exported here.
 
 Example::
 
@@ -13,16 +16,22 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
+from mmclip.config import (
+    ConfigError,
+    apply_set,
+    config_from_dict,
+    config_to_dict,
+    merge,
+    parse_value,
+)
 from mmclip.io import atomic_write_text
 
 __all__ = [
@@ -40,12 +49,6 @@ __all__ = [
     "parse_value",
     "save_config",
 ]
-
-_T = TypeVar("_T")
-
-
-class ConfigError(ValueError):
-    """A bad config file, key or value; the message names the key."""
 
 
 @dataclass
@@ -263,175 +266,17 @@ class TrainConfig:
         except ValueError as err:
             raise ConfigError(f"config key 'model.name': {err}") from None
         try:
-            apply_overrides(base, flatten_overrides(self.model.overrides))
+            apply_overrides(base, self.model.overrides)
         except ValueError as err:
             raise ConfigError(f"config key 'model.overrides': {err}") from None
 
 
 # --------------------------------------------------------------------------------------------
-# dict <-> dataclass
+# files
 # --------------------------------------------------------------------------------------------
 
-
-def flatten_overrides(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"attmim": {"tau_final": 1}}`` → ``{"attmim__tau_final": 1}`` (create_model form)."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        path = f"{prefix}__{key}" if prefix else str(key)
-        if isinstance(value, Mapping):
-            out.update(flatten_overrides(value, path))
-        else:
-            out[path] = value
-    return out
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return config_to_dict(value)
-    if isinstance(value, float) and math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """Nested dataclass → plain dict (YAML / JSON safe)."""
-    return {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
-
-
-def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
-
-
-def _coerce(key: str, hint: Any, value: Any) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        if value is None:
-            if type(None) in args:
-                return None
-            raise ConfigError(f"config key {key!r} must not be null")
-        options = [a for a in args if a is not type(None)]
-        errors = []
-        for option in options:
-            try:
-                return _coerce(key, option, value)
-            except ConfigError as err:
-                errors.append(err)
-        raise errors[0]
-    if value is None:
-        raise ConfigError(f"config key {key!r} must not be null")
-    if dataclasses.is_dataclass(hint):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"config key {key!r} must be a mapping; got {value!r}")
-        return config_from_dict(hint, value, prefix=f"{key}.")
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key {key!r} must be a list; got {value!r}")
-        (item,) = args or (Any,)
-        return [_coerce(f"{key}.{i}", item, v) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"config key {key!r} must be a mapping; got {value!r}")
-        return {str(k): v for k, v in value.items()}
-    if hint is Any:
-        return value
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-    elif hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif hint is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-    raise ConfigError(f"config key {key!r} must be {_type_name(hint)}; got {value!r}")
-
-
-def config_from_dict(cls: type[_T], data: Mapping[str, Any], prefix: str = "") -> _T:
-    """Build dataclass ``cls`` from a partial nested mapping, checking every key and type."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"config {prefix.rstrip('.') or 'file'} must be a mapping")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    for key in data:
-        if key not in names:
-            raise ConfigError(
-                f"unknown config key {prefix + str(key)!r} (valid keys here: {', '.join(names)})"
-            )
-    kwargs = {k: _coerce(prefix + k, hints[k], v) for k, v in data.items()}
-    return cls(**kwargs)
-
-
-# --------------------------------------------------------------------------------------------
-# overrides and files
-# --------------------------------------------------------------------------------------------
-
-
-def parse_value(text: str) -> Any:
-    """A command-line value as YAML (``1e-3`` and ``inf`` become floats)."""
-    try:
-        value = yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
-        return text
-    if isinstance(value, str):
-        try:
-            return float(value) if value.lower() in ("inf", "-inf", "nan") else _number(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _number(text: str) -> Any:
-    lowered = text.lower()
-    if any(c in lowered for c in "e.") and not lowered.startswith(("0x",)):
-        return float(text)  # raises ValueError for plain words
-    raise ValueError(text)
-
-
-def apply_set(tree: dict[str, Any], assignment: str) -> None:
-    """Apply one ``key.sub=value`` assignment to a nested dict (lists by index)."""
-    if "=" not in assignment:
-        raise ConfigError(f"override {assignment!r} must look like key.sub=value")
-    key, text = assignment.split("=", 1)
-    key = key.strip()
-    parts = key.split(".")
-    if not key or any(not p for p in parts):
-        raise ConfigError(f"override {assignment!r} has an empty key")
-    node: Any = tree
-    for i, part in enumerate(parts[:-1]):
-        here = ".".join(parts[: i + 1])
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"unknown config key {here!r} (list of {len(node)} items)")
-            node = node[int(part)]
-        elif isinstance(node, dict):
-            if part not in node:
-                node[part] = {}
-            elif not isinstance(node[part], (dict, list)):
-                raise ConfigError(f"config key {here!r} is a value, not a section")
-            node = node[part]
-    last = parts[-1]
-    value = parse_value(text)
-    if isinstance(node, list):
-        if not last.isdigit() or int(last) >= len(node):
-            raise ConfigError(f"unknown config key {key!r} (list of {len(node)} items)")
-        node[int(last)] = value
-    else:
-        node[last] = value
+#: Mappings that a config file replaces whole instead of merging key by key.
+_REPLACED_WHOLE = ("model.overrides", "data.sources")
 
 
 def load_config(
@@ -446,7 +291,7 @@ def load_config(
     """
     tree = config_to_dict(TrainConfig())
     if base:
-        _merge(tree, dict(base), "")
+        merge(tree, base, _REPLACED_WHOLE)
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -459,22 +304,10 @@ def load_config(
             raise ConfigError(f"config file {str(path)!r}{where} is not valid YAML") from None
         if not isinstance(data, dict):
             raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys")
-        _merge(tree, data, "")
+        merge(tree, data, _REPLACED_WHOLE)
     for assignment in overrides:
         apply_set(tree, assignment)
     return config_from_dict(TrainConfig, tree).validate()
-
-
-def _merge(tree: dict[str, Any], data: Mapping[str, Any], prefix: str) -> None:
-    """Merge ``data`` into ``tree``; mappings merge key by key, everything else replaces."""
-    for key, value in data.items():
-        if key in tree and isinstance(tree[key], dict) and isinstance(value, Mapping):
-            if prefix + key in ("model.overrides", "data.sources"):
-                tree[key] = dict(value)
-            else:
-                _merge(tree[key], value, f"{prefix}{key}.")
-        else:
-            tree[key] = value
 
 
 def save_config(config: TrainConfig, path: str | Path) -> Path:

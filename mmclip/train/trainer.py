@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from mmclip.batch import MMCLIPBatch
+from mmclip.config import flatten
 
 from .checkpoint import (
     CheckpointError,
@@ -47,7 +48,7 @@ from .checkpoint import (
     staging_dir,
     write_checkpoint_files,
 )
-from .config import ConfigError, TrainConfig, config_to_dict, flatten_overrides, save_config
+from .config import ConfigError, TrainConfig, config_to_dict, save_config
 from .data import build_loader, load_source_records, train_tokenizer
 from .distributed import DistInfo, all_reduce_mean, barrier, init_distributed
 from .logging import MetricsLogger, estimate_step_flops, peak_flops
@@ -243,11 +244,8 @@ class Trainer:
         saved = trainer.get("config")
         if not isinstance(saved, dict):
             return  # checkpoints written before the config was recorded
-        now = {
-            k.replace("__", "."): v
-            for k, v in flatten_overrides(config_to_dict(self.config)).items()
-        }
-        before = {k.replace("__", "."): v for k, v in flatten_overrides(saved).items()}
+        now = flatten(config_to_dict(self.config))
+        before = flatten(saved)
         changed = sorted(k for k in set(now) | set(before) if now.get(k) != before.get(k))
         breaking = [k for k in changed if k.startswith(RESUME_BREAKING)]
         if breaking and not force:
@@ -299,9 +297,9 @@ class Trainer:
         from mmclip.models import create_model
 
         config = self.config
-        overrides = flatten_overrides(config.model.overrides)
+        overrides = flatten(config.model.overrides)
         try:
-            model = create_model(config.model.name, tokenizer=tokenizer, **overrides)
+            model = create_model(config.model.name, tokenizer=tokenizer, overrides=overrides)
         except ValueError as err:
             raise ConfigError(f"model {config.model.name!r}: {err}") from None
         if config.model.init and self.checkpoint is None:

@@ -155,22 +155,26 @@ MIXED = [
 ]
 
 
-def tiny_model(tokenizer, **overrides):
-    """A seeded, very small mmclip-tiny (32 px, width 64) for fast CPU tests."""
+def tiny_model(tokenizer, overrides=None, **fields):
+    """A seeded, very small mmclip-tiny (32 px, width 64) for fast CPU tests.
+
+    ``overrides`` are dotted config keys (``{"attmim.guide_scale": 12.5}``) on top of the
+    small sizes; ``fields`` are top-level fields or section dicts, as in ``create_model``.
+    """
     from mmclip.models import create_model
 
     torch.manual_seed(0)
     settings = {
-        "vision__image_size": 32,
-        "vision__width": 64,
-        "vision__depth": 2,
-        "vision__heads": 2,
-        "text__vocab_size": 512,
-        "text__hidden_size": 64,
-        "text__intermediate_size": 128,
-        "contrastive__embed_dim": 32,
-        "attmim__decoder_width": 32,
-        "attmim__decoder_heads": 2,
+        "vision.image_size": 32,
+        "vision.width": 64,
+        "vision.depth": 2,
+        "vision.heads": 2,
+        "text.vocab_size": 512,
+        "text.hidden_size": 64,
+        "text.intermediate_size": 128,
+        "contrastive.embed_dim": 32,
+        "attmim.decoder_width": 32,
+        "attmim.decoder_heads": 2,
     }
-    settings.update(overrides)
-    return create_model("mmclip-tiny", tokenizer=tokenizer, **settings)
+    settings.update(overrides or {})
+    return create_model("mmclip-tiny", tokenizer=tokenizer, overrides=settings, **fields)

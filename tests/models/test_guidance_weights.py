@@ -249,10 +249,12 @@ def test_entmlm_memory_is_the_last_block_whatever_guide_depth() -> None:
     for local in (0.0, 1.0):
         model = tiny_model(
             tokenizer,
-            attmim__guide_warmup_steps=0,
-            attmim__tau_anneal_steps=1,
-            attmim__guide_depth=1,
-            loss_weights__local=local,
+            {
+                "attmim.guide_warmup_steps": 0,
+                "attmim.tau_anneal_steps": 1,
+                "attmim.guide_depth": 1,
+                "loss_weights.local": local,
+            },
         )
         memories: list[Tensor] = []
 

@@ -33,7 +33,7 @@ def test_batch_without_active_term_gives_a_loss_that_backpropagates(tokenizer, l
     """Before: with learn_temperature=False the loss had no graph and backward() raised."""
     model = tiny(
         tokenizer,
-        contrastive__learn_temperature=learn_temperature,
+        {"contrastive.learn_temperature": learn_temperature},
         use_unpaired=False,  # image-only samples are then left out: no term is active
     )
     batch = make_batch(tokenizer, [SampleKind.IMAGE_ONLY, SampleKind.IMAGE_ONLY], SIZE)
@@ -48,7 +48,7 @@ def test_batch_without_active_term_gives_a_loss_that_backpropagates(tokenizer, l
 
 
 def test_zero_loss_has_no_graph_under_no_grad(tokenizer):
-    model = tiny(tokenizer, contrastive__learn_temperature=False, use_unpaired=False)
+    model = tiny(tokenizer, {"contrastive.learn_temperature": False}, use_unpaired=False)
     batch = make_batch(tokenizer, [SampleKind.IMAGE_ONLY], SIZE)
     with torch.no_grad():
         out = model(batch)
@@ -56,7 +56,7 @@ def test_zero_loss_has_no_graph_under_no_grad(tokenizer):
 
 
 def test_active_terms_are_unchanged_by_the_zero_loss(tokenizer):
-    model = tiny(tokenizer, contrastive__learn_temperature=False)
+    model = tiny(tokenizer, {"contrastive.learn_temperature": False})
     batch = make_batch(tokenizer, [SampleKind.PAIRED] * 3, SIZE, fixed=True)
     out = model(batch, generator=torch.Generator().manual_seed(0))
     w = model.config.loss_weights
@@ -94,7 +94,7 @@ def _standalone(model, **kwargs):
 
 
 def test_model_and_standalone_block_agree_on_a_configured_scale(tokenizer):
-    model = tiny(tokenizer, attmim__guide_scale=12.5)
+    model = tiny(tokenizer, {"attmim.guide_scale": 12.5})
     block = _standalone(model)
     assert model.guide_scale() == block.guide_scale() == model.attmim.guide_scale() == 12.5
     images, states, weight = _guidance_inputs(model)
@@ -107,7 +107,7 @@ def test_model_and_standalone_block_agree_on_a_configured_scale(tokenizer):
 @pytest.mark.parametrize("local", [0.0, 1.0])
 def test_unset_scale_follows_the_models_learned_scale_through_the_block(tokenizer, local):
     """Before: model.attmim's own default (1/0.07) differed from model.guide_scale()."""
-    model = tiny(tokenizer, attmim__guide_scale=None, loss_weights__local=local)
+    model = tiny(tokenizer, {"attmim.guide_scale": None, "loss_weights.local": local})
     with torch.no_grad():  # move the learned scales away from their initial values
         model.contrastive.logit_scale.fill_(2.0)
         model.local.attention_logit_scale.fill_(1.5)
@@ -125,13 +125,13 @@ def test_unset_scale_follows_the_models_learned_scale_through_the_block(tokenize
 
 
 def test_standalone_block_without_scale_or_source_uses_the_documented_default(tokenizer):
-    model = tiny(tokenizer, attmim__guide_scale=None)
+    model = tiny(tokenizer, {"attmim.guide_scale": None})
     block = _standalone(model)
     assert block.guide_scale() == DEFAULT_GUIDE_SCALE == pytest.approx(1 / 0.07)
 
 
 def test_deep_copied_model_follows_its_own_learned_scale(tokenizer):
-    model = tiny(tokenizer, attmim__guide_scale=None, loss_weights__local=0.0)
+    model = tiny(tokenizer, {"attmim.guide_scale": None, "loss_weights.local": 0.0})
     clone = copy.deepcopy(model)
     with torch.no_grad():
         clone.contrastive.logit_scale.fill_(1.0)

@@ -28,7 +28,7 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def model(tokenizer):
-    return tiny_model(tokenizer, text__max_length=16).eval()
+    return tiny_model(tokenizer, {"text.max_length": 16}).eval()
 
 
 # ---------------------------------------------------------------------- bad input
@@ -114,9 +114,11 @@ def _visual_calls(model, batch) -> list[tuple[bool, bool]]:
 def test_the_guidance_pass_runs_without_grad_and_its_scores_carry_none(tokenizer):
     model = tiny_model(
         tokenizer,
-        attmim__guide_warmup_steps=0,
-        attmim__tau_anneal_steps=1,
-        loss_weights__local=0.0,
+        {
+            "attmim.guide_warmup_steps": 0,
+            "attmim.tau_anneal_steps": 1,
+            "loss_weights.local": 0.0,
+        },
     )
     batch = make_batch(tokenizer, [SampleKind.PAIRED] * 4, image_size=SIZE)
     calls = _visual_calls(model, batch)
@@ -132,7 +134,7 @@ def test_the_guidance_pass_runs_without_grad_and_its_scores_carry_none(tokenizer
 
 
 def test_with_the_local_term_one_all_patch_pass_with_grad_feeds_it_and_the_guidance(tokenizer):
-    model = tiny_model(tokenizer, attmim__guide_warmup_steps=0, attmim__tau_anneal_steps=1)
+    model = tiny_model(tokenizer, {"attmim.guide_warmup_steps": 0, "attmim.tau_anneal_steps": 1})
     assert model.config.loss_weights.local > 0
     batch = make_batch(tokenizer, [SampleKind.PAIRED] * 4, image_size=SIZE)
     calls = _visual_calls(model, batch)
@@ -214,10 +216,12 @@ def test_a_model_built_on_minilm_encodes_text_with_the_minilm_tokenizer():
     assert MINILM is not None
     model = create_model(
         "mmclip-small",
-        text__pretrained=str(MINILM),
-        text__pool="mean",
-        vision__image_size=32,
-        vision__depth=1,
+        overrides={
+            "text.pretrained": str(MINILM),
+            "text.pool": "mean",
+            "vision.image_size": 32,
+            "vision.depth": 1,
+        },
     ).eval()
     assert model.config.text.hidden_size == 384 and model.tokenizer is not None
     assert Path(model.config.text.pretrained or "") == Path(MINILM)

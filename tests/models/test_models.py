@@ -43,7 +43,7 @@ def test_registry_lists_the_three_sizes_and_rejects_unknown_names():
     with pytest.raises(Exception, match="mmclip-tiny"):
         create_model("mmclip-huge")
     with pytest.raises(Exception, match="no_such_key"):
-        create_model("mmclip-tiny", attmim__no_such_key=1)
+        create_model("mmclip-tiny", overrides={"attmim.no_such_key": 1})
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -147,7 +147,7 @@ def test_text_only_batch_skips_the_image_terms(tokenizer):
 
 
 def test_loss_weight_zero_switches_a_term_off(tokenizer):
-    model = tiny(tokenizer, loss_weights__mim=0.0)
+    model = tiny(tokenizer, {"loss_weights.mim": 0.0})
     out = model(make_batch(tokenizer, [SampleKind.PAIRED] * 4, image_size=SIZE))
     assert out.mim is None and out.clip is not None
 
@@ -182,7 +182,7 @@ def test_save_and_load_reproduce_encode_exactly(tokenizer, tmp_path):
 
 def test_loading_a_mismatched_checkpoint_names_the_problem(tokenizer, tmp_path):
     tiny(tokenizer).save_pretrained(tmp_path / "model")
-    other = tiny(tokenizer, vision__depth=3)
+    other = tiny(tokenizer, {"vision.depth": 3})
     from safetensors.torch import load_file
 
     files = list((tmp_path / "model").glob("*.safetensors"))
@@ -192,7 +192,7 @@ def test_loading_a_mismatched_checkpoint_names_the_problem(tokenizer, tmp_path):
 
 
 def test_a_tiny_model_overfits_eight_samples(tokenizer):
-    model = tiny(tokenizer, attmim__guide_warmup_steps=0, attmim__tau_anneal_steps=1)
+    model = tiny(tokenizer, {"attmim.guide_warmup_steps": 0, "attmim.tau_anneal_steps": 1})
     batch = make_batch(tokenizer, [SampleKind.PAIRED] * 8, image_size=SIZE, fixed=True)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     first: dict[str, float] = {}

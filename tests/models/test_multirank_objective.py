@@ -48,7 +48,7 @@ def _worker(rank: int, port: int, kinds: list, queue) -> None:
         from tests.models.helpers import make_batch, make_tokenizer, tiny_model
 
         tokenizer = make_tokenizer()
-        model = tiny_model(tokenizer, loss_weights__tp=1.0)
+        model = tiny_model(tokenizer, {"loss_weights.tp": 1.0})
         batch = make_batch(tokenizer, kinds[rank], image_size=32, seed=rank)
         out = model(batch, step=1000)
         out.loss.backward()

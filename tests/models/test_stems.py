@@ -54,9 +54,11 @@ def test_a_model_with_the_stem_saves_and_loads_its_weights(tmp_path) -> None:
     model = create_model(
         "mmclip-tiny",
         tokenizer=make_tokenizer(),
-        vision__image_size=64,
-        vision__patch_size=32,
-        vision__stem="efficientnet-lite0",
+        overrides={
+            "vision.image_size": 64,
+            "vision.patch_size": 32,
+            "vision.stem": "efficientnet-lite0",
+        },
     ).eval()
     with torch.no_grad():
         model.visual.stem.proj.weight.add_(1.0)
