@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -14,29 +15,60 @@ from ._common import (
     _set_threads,
 )
 
+# Each convenience flag once, with the config key it sets and its help. The argparse type is
+# that key's field type in TrainConfig (mmclip.config.field_type; a bool field makes a switch),
+# and _train_overrides turns the flags given into overrides from the same table.
+_FLAGS: tuple[tuple[str, str, str], ...] = (
+    ("--out", "out_dir", "run directory (out_dir)"),
+    ("--model", "model.name", "registered model name (model.name)"),
+    ("--steps", "steps", "optimiser steps"),
+    ("--batch-size", "batch_size", "samples per optimiser step, all ranks"),
+    ("--grad-accum", "grad_accum", "micro-steps per optimiser step"),
+    ("--lr", "optim.lr", "peak learning rate (optim.lr)"),
+    ("--seed", "seed", "seed"),
+    ("--device", "device", "auto, cpu or cuda"),
+    ("--precision", "precision", "autocast precision"),
+    ("--tokenizer", "model.tokenizer", "a local tokenizer directory (model.tokenizer)"),
+    ("--save-every", "save_every", "steps between checkpoints"),
+    ("--log-every", "log_every", "steps between log lines"),
+    ("--compile", "compile", "torch.compile the model"),  # a bool field: a switch, key=true
+)
+# what validate() accepts, offered to argparse where the flag lists the values
+_CHOICES = {"precision": ("auto", "bf16", "fp32")}
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def _flag_type(key: str) -> type:
+    """The scalar type of config key ``key`` in TrainConfig (``str | None`` → ``str``)."""
+    from mmclip.config import field_type
+    from mmclip.train.config import TrainConfig
+
+    hint = field_type(TrainConfig, key)
+    options = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    if len(options) != 1 or options[0] not in (bool, int, float, str):
+        raise TypeError(f"flag for config key {key!r} of type {hint} is not a scalar")
+    return options[0]
+
+
+def _add_flags(p: argparse.ArgumentParser) -> None:
+    for flag, key, help_text in _FLAGS:
+        kind = _flag_type(key)
+        if kind is bool:
+            p.add_argument(flag, action="store_true", help=help_text)
+        else:
+            p.add_argument(flag, type=kind, choices=_CHOICES.get(key), help=help_text)
+
 
 def _train_overrides(args: argparse.Namespace) -> list[str]:
+    """The flags given, as ``key=value`` overrides, then the ``--set`` ones."""
     overrides = []
-    flags = {
-        "out": "out_dir",
-        "model": "model.name",
-        "steps": "steps",
-        "batch_size": "batch_size",
-        "grad_accum": "grad_accum",
-        "lr": "optim.lr",
-        "seed": "seed",
-        "device": "device",
-        "precision": "precision",
-        "tokenizer": "model.tokenizer",
-        "save_every": "save_every",
-        "log_every": "log_every",
-    }
-    for attr, key in flags.items():
-        value = getattr(args, attr, None)
-        if value is not None:
-            overrides.append(f"{key}={value}")
-    if args.compile:
-        overrides.append("compile=true")
+    for flag, key, _ in _FLAGS:
+        value = getattr(args, _dest(flag), None)
+        if value is not None and value is not False:  # False: a switch not given
+            overrides.append(f"{key}={'true' if value is True else value}")
     return overrides + list(args.set)
 
 
@@ -94,19 +126,7 @@ def add_parser(sub: Any) -> None:
     )
     _common(p)
     p.add_argument("--config", help="YAML config (default: the built-in defaults)")
-    p.add_argument("--out", help="run directory (out_dir)")
-    p.add_argument("--model", help="registered model name (model.name)")
-    p.add_argument("--steps", type=int, help="optimiser steps")
-    p.add_argument("--batch-size", type=int, help="samples per optimiser step, all ranks")
-    p.add_argument("--grad-accum", type=int, help="micro-steps per optimiser step")
-    p.add_argument("--lr", type=float, help="peak learning rate (optim.lr)")
-    p.add_argument("--seed", type=int, help="seed")
-    p.add_argument("--device", help="auto, cpu or cuda")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="autocast precision")
-    p.add_argument("--tokenizer", help="a local tokenizer directory (model.tokenizer)")
-    p.add_argument("--save-every", type=int, help="steps between checkpoints")
-    p.add_argument("--log-every", type=int, help="steps between log lines")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    _add_flags(p)
     p.add_argument(
         "--resume",
         nargs="?",
