@@ -196,40 +196,39 @@ def _tiny() -> MMCLIPConfig:
     )
 
 
-def _small() -> MMCLIPConfig:
+def _vit_bert(
+    width: int, heads: int, text_width: int, text_layers: int, decoder: int
+) -> MMCLIPConfig:
+    """A 224 px ViT-B/16-shaped image tower (depth 12) with a BERT-shaped text tower.
+
+    Args:
+        width, heads: the ViT's width and heads.
+        text_width, text_layers: the BERT's hidden size (4x for its MLP) and layers.
+        decoder: the AttMIM decoder's width (heads = width / 32).
+    """
     return MMCLIPConfig(
-        vision=VisionConfig(image_size=224, width=384, depth=12, heads=6),
+        vision=VisionConfig(image_size=224, width=width, depth=12, heads=heads),
         text=TextConfig(
             vocab_size=30522,
-            hidden_size=384,
-            num_layers=6,
+            hidden_size=text_width,
+            num_layers=text_layers,
             num_heads=12,
-            intermediate_size=1536,
+            intermediate_size=4 * text_width,
             max_position_embeddings=512,
             max_length=256,
         ),
         contrastive=ContrastiveConfig(embed_dim=512),
-        attmim=AttMIMConfig(decoder_width=256, decoder_depth=4, decoder_heads=8),
+        attmim=AttMIMConfig(decoder_width=decoder, decoder_depth=4, decoder_heads=decoder // 32),
         entmlm=EntMLMConfig(decoder_depth=1, decoder_heads=12),
     )
+
+
+def _small() -> MMCLIPConfig:
+    return _vit_bert(width=384, heads=6, text_width=384, text_layers=6, decoder=256)
 
 
 def _base() -> MMCLIPConfig:
-    return MMCLIPConfig(
-        vision=VisionConfig(image_size=224, width=768, depth=12, heads=12),
-        text=TextConfig(
-            vocab_size=30522,
-            hidden_size=768,
-            num_layers=12,
-            num_heads=12,
-            intermediate_size=3072,
-            max_position_embeddings=512,
-            max_length=256,
-        ),
-        contrastive=ContrastiveConfig(embed_dim=512),
-        attmim=AttMIMConfig(decoder_width=512, decoder_depth=4, decoder_heads=16),
-        entmlm=EntMLMConfig(decoder_depth=1, decoder_heads=12),
-    )
+    return _vit_bert(width=768, heads=12, text_width=768, text_layers=12, decoder=512)
 
 
 register_model("mmclip-tiny", _tiny)
