@@ -20,17 +20,18 @@ AblationTable = dict[str, dict[str, list[float]]]
 
 
 def mean_sd(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation of the finite values (sd 0 for one value).
+    """Mean and sample standard deviation of the finite values.
 
     Returns:
-        ``(nan, nan)`` when no value is finite.
+        ``(mean, nan)`` for one finite value (a spread needs two seeds); ``(nan, nan)``
+        when no value is finite.
     """
     finite = [v for v in values if not math.isnan(v)]
     n = len(finite)
     if n == 0:
         return math.nan, math.nan
     mean = sum(finite) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in finite) / (n - 1)) if n > 1 else 0.0
+    sd = math.sqrt(sum((v - mean) ** 2 for v in finite) / (n - 1)) if n > 1 else math.nan
     return mean, sd
 
 
@@ -48,7 +49,12 @@ def _markdown(
         cells = []
         for key, _ in columns:
             mean, sd = mean_sd(measures.get(key, []))
-            cells.append("–" if math.isnan(mean) else f"{mean:.3f} ± {sd:.3f}")
+            if math.isnan(mean):
+                cells.append("–")
+            elif math.isnan(sd):
+                cells.append(f"{mean:.3f} (1 seed)")
+            else:
+                cells.append(f"{mean:.3f} ± {sd:.3f}")
         name = f"{variant}: {descriptions[variant]}" if variant in descriptions else variant
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n\n" + footer + "\n"
@@ -65,7 +71,8 @@ def _plot(table: AblationTable, columns: Sequence[tuple[str, str]], title: str, 
     names = list(table)
     for ax, (key, column_title) in zip(axes, columns, strict=True):
         stats = [mean_sd(table[v].get(key, [])) for v in names]
-        ax.bar(range(len(names)), [m for m, _ in stats], yerr=[s for _, s in stats], capsize=3)
+        spreads = [0.0 if math.isnan(s) else s for _, s in stats]  # no bar for one seed
+        ax.bar(range(len(names)), [m for m, _ in stats], yerr=spreads, capsize=3)
         for i, v in enumerate(names):
             values = table[v].get(key, [])
             ax.scatter([i] * len(values), values, color="k", s=8, zorder=3)

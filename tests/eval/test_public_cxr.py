@@ -45,7 +45,8 @@ def test_public_summary_flattens_the_headline_figures_with_intervals() -> None:
 
 def test_mean_sd_is_the_sample_sd_of_the_finite_values() -> None:
     assert mean_sd([1.0, 3.0]) == (2.0, math.sqrt(2.0))
-    assert mean_sd([2.0, float("nan")]) == (2.0, 0.0)
+    mean, sd = mean_sd([2.0, float("nan")])  # one finite value: no spread to report
+    assert mean == 2.0 and math.isnan(sd)
     assert all(math.isnan(v) for v in mean_sd([]))
 
 
@@ -56,7 +57,7 @@ def test_write_ablation_writes_the_table_json_and_plot(tmp_path) -> None:
     )
     text = paths["markdown"].read_text(encoding="utf-8")
     assert "| full: the recipe | 0.810 ± 0.014 |" in text
-    assert "| uniform | 0.700 ± 0.000 |" in text and text.rstrip().endswith("footer line")
+    assert "| uniform | 0.700 (1 seed) |" in text and text.rstrip().endswith("footer line")
     assert json.loads(paths["json"].read_text(encoding="utf-8")) == table
     assert paths["plot"].stat().st_size > 0
 
