@@ -30,14 +30,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmclip.config import flatten
 from mmclip.io import atomic_output, atomic_write_bytes, fsync_dir, fsync_file
 
+from .config import ConfigError, TrainConfig, config_to_dict
+
 __all__ = [
+    "RESUME_BREAKING",
     "CheckpointError",
     "LoadedCheckpoint",
     "UnreadableCheckpointError",
     "atomic_write_bytes",
     "capture_rng_state",
+    "check_resume_config",
     "checkpoint_dir",
     "find_checkpoint",
     "latest_checkpoint",
@@ -347,3 +352,44 @@ def _read_checkpoint(path: Path, rank: int, world_size: int) -> LoadedCheckpoint
     rank_state = _load_file(rank_path)
     weights = _load_file(path / "model.safetensors")
     return LoadedCheckpoint(path, int(trainer["step"]), trainer, rank_state, weights)
+
+
+RESUME_BREAKING: tuple[str, ...] = ("model.", "data.", "batch_size", "grad_accum", "seed")
+"""Config keys whose change on resume breaks the exact continuation of a run."""
+
+
+def check_resume_config(
+    config: TrainConfig, trainer: dict[str, Any], path: Path, force: bool
+) -> None:
+    """Say what changed since the checkpoint's run; refuse what breaks an exact resume.
+
+    Args:
+        config: the config of the run being resumed now.
+        trainer: the checkpoint's trainer state (``step`` and the saved ``config``).
+        path: the checkpoint, for messages.
+        force: accept changes of :data:`RESUME_BREAKING` keys (``--force-resume``).
+
+    Raises:
+        ConfigError: the checkpoint is past ``config.steps``, or a breaking key changed.
+    """
+    done = int(trainer["step"])
+    if done > config.steps:
+        raise ConfigError(
+            f"{path} is at step {done}, past steps={config.steps}: nothing to train "
+            f"(raise --steps above {done}, or use the checkpoint's model directly)"
+        )
+    saved = trainer.get("config")
+    if not isinstance(saved, dict):
+        return  # checkpoints written before the config was recorded
+    now = flatten(config_to_dict(config))
+    before = flatten(saved)
+    changed = sorted(k for k in set(now) | set(before) if now.get(k) != before.get(k))
+    breaking = [k for k in changed if k.startswith(RESUME_BREAKING)]
+    if breaking and not force:
+        details = "; ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in breaking)
+        raise ConfigError(
+            f"resuming {path} with a changed run ({details}) would not continue it exactly; "
+            "restore those values or pass --force-resume"
+        )
+    for key in changed:
+        logger.warning("resume: %s changed from %r to %r", key, before.get(key), now.get(key))

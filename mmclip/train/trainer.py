@@ -40,6 +40,7 @@ from mmclip.config import flatten
 from .checkpoint import (
     CheckpointError,
     capture_rng_state,
+    check_resume_config,
     find_checkpoint,
     latest_checkpoint,
     load_checkpoint,
@@ -115,10 +116,6 @@ class TrainResult:
     out_dir: Path = Path(".")
     model_dir: Path | None = None
     seconds: float = 0.0
-
-
-RESUME_BREAKING: tuple[str, ...] = ("model.", "data.", "batch_size", "grad_accum", "seed")
-"""Config keys whose change on resume breaks the exact continuation of a run."""
 
 
 class Trainer:
@@ -204,7 +201,7 @@ class Trainer:
             config.schedule.min_lr_ratio,
         )
         if loaded is not None:
-            self._check_resume(loaded.trainer, loaded.path, force_resume)
+            check_resume_config(self.config, loaded.trainer, loaded.path, force_resume)
             self.optimizer.load_state_dict(loaded.trainer["optimizer"])
             self.scheduler.load_state_dict(loaded.trainer["scheduler"])
             schedule = self.scheduler.lr_lambdas[0]
@@ -232,30 +229,6 @@ class Trainer:
             context = f"rank {self.info.rank}, end of run at step {self.step}"
             skips.report(context)
             skips.report_run(context)
-
-    def _check_resume(self, trainer: dict[str, Any], path: Path, force: bool) -> None:
-        """Say what changed since the checkpoint's run; refuse what breaks an exact resume."""
-        done = int(trainer["step"])
-        if done > self.config.steps:
-            raise ConfigError(
-                f"{path} is at step {done}, past steps={self.config.steps}: nothing to train "
-                f"(raise --steps above {done}, or use the checkpoint's model directly)"
-            )
-        saved = trainer.get("config")
-        if not isinstance(saved, dict):
-            return  # checkpoints written before the config was recorded
-        now = flatten(config_to_dict(self.config))
-        before = flatten(saved)
-        changed = sorted(k for k in set(now) | set(before) if now.get(k) != before.get(k))
-        breaking = [k for k in changed if k.startswith(RESUME_BREAKING)]
-        if breaking and not force:
-            details = "; ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in breaking)
-            raise ConfigError(
-                f"resuming {path} with a changed run ({details}) would not continue it exactly; "
-                "restore those values or pass --force-resume"
-            )
-        for key in changed:
-            logger.warning("resume: %s changed from %r to %r", key, before.get(key), now.get(key))
 
     def _find_resume(self, resume: bool | str | Path | None) -> Path | None:
         if resume is None or resume is False:
