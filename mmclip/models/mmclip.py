@@ -187,10 +187,6 @@ class MMCLIPModel(ImageTextEncoding, PretrainedModelIO):
         self.attmim.set_step(step)
 
     # ------------------------------------------------------------------ training
-    def _check_batch(self, batch: MMCLIPBatch) -> None:
-        """:func:`mmclip.batch.check_batch_rows` (the trainer calls it before compiling)."""
-        check_batch_rows(batch)
-
     def forward(
         self,
         batch: MMCLIPBatch,
@@ -208,7 +204,7 @@ class MMCLIPModel(ImageTextEncoding, PretrainedModelIO):
         Returns:
             :class:`MMCLIPOutput`.
         """
-        self._check_batch(batch)
+        check_batch_rows(batch)
         cfg = self.config
         weights = cfg.loss_weights
         kind = batch.kind

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmclip.batch import MMCLIPBatch
+from mmclip.batch import MMCLIPBatch, check_batch_rows
 from mmclip.config import flatten
 
 from .checkpoint import (
@@ -306,7 +306,7 @@ class Trainer:
             else contextlib.nullcontext()
         )
         if self.config.compile:
-            self.model._check_batch(batch)  # eager: skipped inside the compiled graph
+            check_batch_rows(batch)  # eager: skipped inside the compiled graph
         with ddp_no_sync:
             with self._autocast():
                 out = self.train_model(batch)

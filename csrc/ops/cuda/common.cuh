@@ -252,17 +252,25 @@ inline DeviceInfo query_device_info(int device) {
   return info;
 }
 
-// The current device's attributes, queried on the first call for that device
-// (std::call_once: thread-safe).
-inline DeviceInfo current_device_info() {
+// query(device) for the current device, computed once per device and process
+// (std::call_once: thread-safe); `fallback` when no device is current. Each call site
+// passes its own lambda, so each gets its own cache.
+template <typename T, typename Query>
+T cached_per_device(Query query, T fallback) {
   constexpr int kMaxDevices = 64;
-  static DeviceInfo cache[kMaxDevices];
+  static T cache[kMaxDevices];
   static std::once_flag queried[kMaxDevices];
   int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || device < 0) return DeviceInfo{108, 48 * 1024, 0};
-  if (device >= kMaxDevices) return query_device_info(device);
-  std::call_once(queried[device], [device] { cache[device] = query_device_info(device); });
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0) return fallback;
+  if (device >= kMaxDevices) return query(device);
+  std::call_once(queried[device], [&] { cache[device] = query(device); });
   return cache[device];
+}
+
+// The current device's attributes (queried once per device).
+inline DeviceInfo current_device_info() {
+  return cached_per_device([](int device) { return query_device_info(device); },
+                           DeviceInfo{108, 48 * 1024, 0});
 }
 
 inline int device_sm_count() { return current_device_info().sm_count; }

@@ -36,7 +36,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <mutex>
 
 #include "common.cuh"
 #include "kernels.h"
@@ -474,20 +473,17 @@ cudaError_t allow_smem(Kernel kernel, size_t bytes) {
 // and return garbage, so the CUDA-core kernels are used instead. Queried once per device.
 template <typename T>
 bool tensor_core_kernels_compiled() {
-  constexpr int kMaxDevices = 64;
-  static int ptx_version[kMaxDevices];
-  static std::once_flag queried[kMaxDevices];
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= kMaxDevices) return false;
-  std::call_once(queried[device], [device] {
-    cudaFuncAttributes attr{};
-    if (cudaFuncGetAttributes(&attr, attention_score_tc_kernel<T, 16, 1>) == cudaSuccess) {
-      ptx_version[device] = attr.ptxVersion;
-    } else {
-      (void)cudaGetLastError();  // not sticky: clear it so the launch that follows is not blamed
-    }
-  });
-  return ptx_version[device] >= 80;
+  const int ptx_version = cached_per_device(
+      [](int) {
+        cudaFuncAttributes attr{};
+        if (cudaFuncGetAttributes(&attr, attention_score_tc_kernel<T, 16, 1>) != cudaSuccess) {
+          (void)cudaGetLastError();  // not sticky: clear it so the next launch is not blamed
+          return 0;
+        }
+        return attr.ptxVersion;
+      },
+      0);
+  return ptx_version >= 80;
 }
 
 // Launches the stage-1 kernel chosen for the dtype, P and the device; returns the
