@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             {name: description for name, (description, _) in VARIANTS.items()},
             "AttMIM ablation on the demo's synthetic X-rays (mean ± sd over seeds)",
             f"Mean ± sd over seeds {args.seeds} (`mmclip demo --seed S`, data and model seeded).",
+            reference="full" if "full" in table else None,
         )
     logger.info("table: %s", out / "ablation.md")
     return 0

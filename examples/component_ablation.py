@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             "Component ablation on public chest X-rays (mean ± sd over seeds)",
             f"Mean ± sd over seeds {args.seeds}: `python examples/component_ablation.py "
             f"--config {args.config}` (extra overrides: {args.set or 'none'}).",
+            reference="full" if "full" in table else None,
         )
     logger.info("table: %s", Path(args.out) / "ablation.md")
     return 0

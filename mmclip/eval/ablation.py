@@ -2,7 +2,12 @@
 
 Used by the ablation runners under ``examples/`` (``attmim_ablation.py`` on the synthetic
 X-rays, ``component_ablation.py`` on the public real ones). A table is
-``{variant: {measure: [value per seed]}}``; cells are written as mean ± sample sd.
+``{variant: {measure: [value per seed]}}``, every variant's lists in the same seed order;
+cells are written as mean ± sample sd.
+
+With a ``reference`` variant, a second table gives each variant's difference from it *paired
+by seed*: the same seed fixes the initialisation and the data order, so the paired difference
+removes the seed-to-seed spread that the two separate means still carry.
 """
 
 from __future__ import annotations
@@ -13,7 +18,13 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["AblationTable", "add_runner_arguments", "mean_sd", "write_ablation"]
+__all__ = [
+    "AblationTable",
+    "add_runner_arguments",
+    "mean_sd",
+    "paired_differences",
+    "write_ablation",
+]
 
 AblationTable = dict[str, dict[str, list[float]]]
 """variant → measure → one value per seed."""
@@ -35,28 +46,78 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float]:
     return mean, sd
 
 
-def _markdown(
+def paired_differences(table: AblationTable, reference: str) -> AblationTable:
+    """Each variant's value minus ``reference``'s, seed by seed.
+
+    Args:
+        table: variant → measure → values, all variants in the same seed order.
+        reference: the variant to subtract (usually ``"full"``).
+
+    Returns:
+        variant → measure → differences, for every variant but ``reference``. A seed missing
+        (NaN) on either side gives NaN, which :func:`mean_sd` leaves out.
+
+    Raises:
+        KeyError: ``reference`` is not a variant of ``table``.
+    """
+    if reference not in table:
+        raise KeyError(f"reference variant {reference!r} is not in the table: {list(table)}")
+    base = table[reference]
+    out: AblationTable = {}
+    for variant, measures in table.items():
+        if variant == reference:
+            continue
+        out[variant] = {}
+        for key, values in measures.items():
+            ref = base.get(key, [])
+            differences = [v - r for v, r in zip(values, ref, strict=False)]
+            out[variant][key] = differences + [math.nan] * (len(values) - len(differences))
+    return out
+
+
+def _cell(values: Sequence[float], signed: bool = False) -> str:
+    mean, sd = mean_sd(values)
+    if math.isnan(mean):
+        return "–"
+    number = f"{mean:+.3f}" if signed else f"{mean:.3f}"
+    if math.isnan(sd):
+        return f"{number} (1 seed)"
+    return f"{number} ± {sd:.3f}"
+
+
+def _table_lines(
     table: AblationTable,
     columns: Sequence[tuple[str, str]],
     descriptions: Mapping[str, str],
-    footer: str,
-) -> str:
+    signed: bool,
+) -> list[str]:
     lines = [
         "| variant | " + " | ".join(title for _, title in columns) + " |",
         "|---|" + "---|" * len(columns),
     ]
     for variant, measures in table.items():
-        cells = []
-        for key, _ in columns:
-            mean, sd = mean_sd(measures.get(key, []))
-            if math.isnan(mean):
-                cells.append("–")
-            elif math.isnan(sd):
-                cells.append(f"{mean:.3f} (1 seed)")
-            else:
-                cells.append(f"{mean:.3f} ± {sd:.3f}")
+        cells = [_cell(measures.get(key, []), signed) for key, _ in columns]
         name = f"{variant}: {descriptions[variant]}" if variant in descriptions else variant
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _markdown(
+    table: AblationTable,
+    columns: Sequence[tuple[str, str]],
+    descriptions: Mapping[str, str],
+    footer: str,
+    reference: str | None,
+) -> str:
+    lines = _table_lines(table, columns, descriptions, signed=False)
+    if reference is not None and len(table) > 1:
+        lines += [
+            "",
+            f"Difference from `{reference}`, paired by seed (mean ± sd of the per-seed "
+            "differences):",
+            "",
+            *_table_lines(paired_differences(table, reference), columns, {}, signed=True),
+        ]
     return "\n".join(lines) + "\n\n" + footer + "\n"
 
 
@@ -91,6 +152,7 @@ def write_ablation(
     descriptions: Mapping[str, str],
     title: str,
     footer: str = "",
+    reference: str | None = None,
 ) -> dict[str, Path]:
     """Write ``ablation.json``, ``ablation.md`` (mean ± sd per cell) and ``ablation.png``.
 
@@ -101,6 +163,8 @@ def write_ablation(
         descriptions: variant → what it changes (the table's first column).
         title: the plot's title.
         footer: a line under the markdown table (seeds, command).
+        reference: a variant of ``table``; when given, ``ablation.md`` also holds each other
+            variant's difference from it, paired by seed (:func:`paired_differences`).
 
     Returns:
         ``{"json": …, "markdown": …, "plot": …}`` paths.
@@ -113,7 +177,9 @@ def write_ablation(
         "plot": out / "ablation.png",
     }
     paths["json"].write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
-    paths["markdown"].write_text(_markdown(table, columns, descriptions, footer), encoding="utf-8")
+    paths["markdown"].write_text(
+        _markdown(table, columns, descriptions, footer, reference), encoding="utf-8"
+    )
     _plot(table, columns, title, paths["plot"])
     return paths
 

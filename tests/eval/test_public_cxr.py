@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from mmclip.eval.ablation import mean_sd, write_ablation
+from mmclip.eval.ablation import mean_sd, paired_differences, write_ablation
 from mmclip.eval.public_cxr import evaluate_public_cxr, public_summary
 
 
@@ -60,6 +60,35 @@ def test_write_ablation_writes_the_table_json_and_plot(tmp_path) -> None:
     assert "| uniform | 0.700 (1 seed) |" in text and text.rstrip().endswith("footer line")
     assert json.loads(paths["json"].read_text(encoding="utf-8")) == table
     assert paths["plot"].stat().st_size > 0
+
+
+def test_paired_differences_subtract_the_reference_seed_by_seed() -> None:
+    table = {
+        "full": {"a": [0.80, 0.90, 0.70]},
+        "uniform": {"a": [0.81, 0.91, float("nan")]},
+        "short": {"a": [0.5, 0.6, 0.4, 0.3]},  # one seed more than the reference
+    }
+    diffs = paired_differences(table, "full")
+    assert list(diffs) == ["uniform", "short"]
+    assert [round(d, 6) for d in diffs["uniform"]["a"][:2]] == [0.01, 0.01]
+    assert math.isnan(diffs["uniform"]["a"][2])
+    assert [round(d, 6) for d in diffs["short"]["a"][:3]] == [-0.3, -0.3, -0.3]
+    assert math.isnan(diffs["short"]["a"][3])
+    # seed-paired: the seed spread (sd 0.1 of each mean) cancels, the difference does not
+    mean, sd = mean_sd(diffs["short"]["a"])
+    assert math.isclose(mean, -0.3) and sd < 1e-9
+    with pytest.raises(KeyError, match="'random'"):
+        paired_differences(table, "random")
+
+
+def test_write_ablation_adds_the_paired_difference_table(tmp_path) -> None:
+    table = {"full": {"a": [0.8, 0.9]}, "uniform": {"a": [0.82, 0.91]}}
+    paths = write_ablation(tmp_path, table, [("a", "A")], {}, "title", "footer", reference="full")
+    text = paths["markdown"].read_text(encoding="utf-8")
+    assert "Difference from `full`, paired by seed" in text
+    assert "| uniform | +0.015 ± 0.007 |" in text
+    without = write_ablation(tmp_path / "b", table, [("a", "A")], {}, "title")
+    assert "paired by seed" not in without["markdown"].read_text(encoding="utf-8")
 
 
 def test_evaluate_public_cxr_names_the_folder_it_needs(tmp_path) -> None:
