@@ -67,3 +67,60 @@ def test_a_model_with_the_stem_saves_and_loads_its_weights(tmp_path) -> None:
     images = torch.randn(2, 1, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(loaded.encode_image(images), model.encode_image(images))
+
+
+def test_a_frozen_stem_runs_the_cnn_once_for_equal_images_and_again_when_anything_changes() -> None:
+    vit = _vit().train()
+    stem = vit.stem
+    images = torch.randn(2, 1, 64, 64)
+    fresh = _vit()  # same ImageNet CNN, no memo history
+    first = stem.features(images)
+    assert (stem.memo.hits, stem.memo.misses) == (0, 1)
+    # an equal batch in another tensor (the masked pass indexes the batch anew) is a hit
+    again = stem.features(images.clone())
+    assert stem.memo.hits == 1 and again.data_ptr() == first.data_ptr()  # not recomputed
+    torch.testing.assert_close(first, fresh.stem.features(images), rtol=0, atol=0)
+    # the caller editing its tensor in place cannot fool the memo: it keeps its own copy
+    images.add_(1.0)
+    changed = stem.features(images)
+    assert stem.memo.misses == 2
+    torch.testing.assert_close(changed, fresh.stem.features(images), rtol=0, atol=0)
+    # new CNN weights (loaded or edited) invalidate what was stored
+    with torch.no_grad():
+        stem.net._conv_stem.weight.mul_(2.0)
+    stem.features(images)
+    assert stem.memo.misses == 3
+    # capacity 2: the oldest input is dropped first
+    a, b, c = (torch.randn(2, 1, 64, 64) for _ in range(3))
+    for x in (a, b, c):
+        stem.features(x)
+    misses = stem.memo.misses
+    stem.features(c), stem.features(b)
+    assert stem.memo.misses == misses
+    stem.features(a)
+    assert stem.memo.misses == misses + 1
+
+
+def test_the_memo_changes_no_output_or_gradient_and_is_off_for_a_trainable_stem() -> None:
+    torch.manual_seed(0)
+    vit = _vit().train()
+    images = torch.randn(2, 1, 64, 64)
+    grads = []
+    for _ in range(2):  # the second pass is served by the memo
+        vit.zero_grad()
+        vit(images).pooled.square().sum().backward()
+        grads.append(vit.stem.proj.weight.grad.clone())
+    assert vit.stem.memo.hits == 1
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)
+    vit.to(torch.float64)  # a move clears the memo: stored maps are of the old dtype
+    assert vit.stem(images.double()).dtype == torch.float64
+    trainable = _vit(stem_frozen=False)
+    trainable.stem.features(images), trainable.stem.features(images)
+    assert trainable.stem.memo.hits == trainable.stem.memo.misses == 0
+
+
+def test_the_memo_capacity_must_be_positive() -> None:
+    from mmclip.models.stems import FeatureMemo
+
+    with pytest.raises(ValueError, match="capacity must be >= 1; got 0"):
+        FeatureMemo(capacity=0)
