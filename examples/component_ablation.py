@@ -10,9 +10,11 @@ zero-shot and retrieval). The table gives mean ± sd over the seeds::
     python examples/component_ablation.py --set steps=300              # a quick, shorter look
 
 Resumable: a (variant, seed) whose ``summary.json`` exists is not run again, and a run that
-stopped mid-training resumes from its last checkpoint. The pre-training recipe takes about
-25 minutes per run on 2 CPU cores and the evaluation under a minute more, so the full table
-(6 variants × 3 seeds) takes about 8 hours there. The simple baselines (random-init,
+stopped mid-training resumes from its last checkpoint. One run of the recipe (600 steps of 16,
+the hybrid EfficientNet-Lite0 ViT at 224 px) took 25 minutes of pre-training on one thread of a
+busy 2-core VM and about 6 minutes of evaluation, so the full table (6 variants × 3 seeds)
+takes about 9 hours there. ``--config configs/public-cxr-patch.yaml`` ablates the ViT learned
+from scratch instead (the table of docs/results.md). The simple baselines (random-init,
 raw-pixel PCA, EfficientNet-Lite0) do not depend on the variant: they are measured once, in
 the first run's evaluation (about 15 more minutes, EfficientNet's pass over 5,840 images).
 Writes ``ablation.md``, ``ablation.json`` and ``ablation.png`` into ``--out``; run from the
@@ -40,7 +42,7 @@ UNPAIRED_SOURCES = ("kermany", "iu-xray")
 """Adapters whose records are image-only (labels → prompts) or text-only in the recipe."""
 
 VARIANTS: dict[str, str] = {
-    "full": "the recipe (configs/public-cxr.yaml)",
+    "full": "the recipe (`--config`, by default configs/public-cxr.yaml)",
     "uniform": "uniform instead of text-guided masking (`attmim.tau_final=inf`)",
     "random-mlm": "random instead of entity MLM (`entmlm.entity_prob=0`)",
     "paired-only": "paired data only (image-only and text-only sources at ratio 0)",

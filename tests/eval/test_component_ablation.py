@@ -22,9 +22,10 @@ def _runner():
     return module
 
 
-def test_every_variant_resolves_against_the_recipe() -> None:
+@pytest.mark.parametrize("recipe_name", ["public-cxr.yaml", "public-cxr-patch.yaml"])
+def test_every_variant_resolves_against_the_recipe(recipe_name: str) -> None:
     runner = _runner()
-    path = REPO / "configs" / "public-cxr.yaml"
+    path = REPO / "configs" / recipe_name
     recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
     for variant in runner.VARIANTS:
         config = load_config(path, runner.variant_overrides(variant, recipe))
