@@ -52,6 +52,7 @@ VARIANTS: dict[str, str] = {
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("kermany_zs_pneumonia", "Kermany zero-shot pneumonia AUROC"),
+    ("kermany_zs_normal", 'Kermany zero-shot "No Finding" AUROC'),
     ("kermany_probe_mmclip_0.01", "Kermany probe 1 %"),
     ("kermany_probe_mmclip_1", "Kermany probe 100 %"),
     ("covid_zs", "COVID-19 zero-shot AUROC"),
