@@ -194,6 +194,7 @@ class EfficientNetStem(nn.Module):
             images.device,
             autocast,
             torch.get_autocast_dtype(device_type) if autocast else None,
+            torch.is_inference_mode_enabled(),  # inference tensors stay in inference mode
             weights,
         )
 
