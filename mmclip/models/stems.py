@@ -28,6 +28,7 @@ The architecture comes from ``efficientnet-lite-pytorch`` and the ImageNet weigh
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 
@@ -187,7 +188,9 @@ class EfficientNetStem(nn.Module):
         """What, besides the pixel values, the frozen CNN's output depends on."""
         device_type = images.device.type
         autocast = torch.is_autocast_enabled(device_type)
-        weights = tuple(t._version for t in self.net.state_dict(keep_vars=True).values())
+        weights = tuple(
+            t._version for t in itertools.chain(self.net.parameters(), self.net.buffers())
+        )
         return (
             tuple(images.shape),
             images.dtype,
@@ -205,17 +208,18 @@ class EfficientNetStem(nn.Module):
         it in place.
         """
         if not self.frozen:
-            return self.net.extract_features(to_imagenet(images, self.image_mean, self.image_std))
+            return self._run_cnn(images)
         key = self._memo_key(images)
         cached = self.memo.lookup(key, images)
         if cached is not None:
             return cached
         with torch.no_grad():
-            features = self.net.extract_features(
-                to_imagenet(images, self.image_mean, self.image_std)
-            )
+            features = self._run_cnn(images)
         self.memo.store(key, images, features)
         return features
+
+    def _run_cnn(self, images: Tensor) -> Tensor:
+        return self.net.extract_features(to_imagenet(images, self.image_mean, self.image_std))
 
     def _apply(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
         self.memo.clear()  # .to(), .half(), …: stored maps are of the old device or dtype
