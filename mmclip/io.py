@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_output", "atomic_write_bytes", "atomic_write_text", "fsync_dir", "fsync_file"]
+__all__ = [
+    "atomic_output",
+    "atomic_save_arrays",
+    "atomic_save_figure",
+    "atomic_save_image",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "fsync_dir",
+    "fsync_file",
+]
 
 
 def fsync_file(path: str | Path) -> None:
@@ -69,3 +81,51 @@ def atomic_write_bytes(path: str | Path, data: bytes, durable: bool = True) -> P
 def atomic_write_text(path: str | Path, text: str, durable: bool = False) -> Path:
     """:func:`atomic_write_bytes` of UTF-8 ``text``."""
     return atomic_write_bytes(path, text.encode("utf-8"), durable)
+
+
+def atomic_write_json(path: str | Path, obj: Any, durable: bool = False, **dumps: Any) -> Path:
+    """:func:`atomic_write_text` of ``json.dumps(obj, indent=2, **dumps)`` and a newline."""
+    dumps.setdefault("indent", 2)
+    return atomic_write_text(path, json.dumps(obj, **dumps) + "\n", durable)
+
+
+def atomic_save_figure(fig: Any, path: str | Path, **savefig: Any) -> Path:
+    """``fig.savefig`` through :func:`atomic_output`; the format follows ``path``'s suffix."""
+    path = Path(path)
+    savefig.setdefault("format", path.suffix.lstrip(".").lower() or None)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, **savefig)
+    return path
+
+
+def atomic_save_image(image: Any, path: str | Path, **save: Any) -> Path:
+    """``PIL.Image.save`` through :func:`atomic_output`; the format follows ``path``'s suffix."""
+    from PIL import Image
+
+    path = Path(path)
+    if "format" not in save:
+        save["format"] = Image.registered_extensions().get(path.suffix.lower())
+    with atomic_output(path) as tmp:
+        image.save(tmp, **save)
+    return path
+
+
+def atomic_save_arrays(path: str | Path, arrays: Mapping[str, Any]) -> Path:
+    """NumPy arrays through :func:`atomic_output`: one array as ``.npy``, any number as ``.npz``.
+
+    Raises:
+        ValueError: another suffix, or a ``.npy`` path with other than one array.
+    """
+    import numpy as np
+
+    path = Path(path)
+    if path.suffix not in (".npy", ".npz"):
+        raise ValueError(f"an array file ends in .npy or .npz; got {path.name!r}")
+    if path.suffix == ".npy" and len(arrays) != 1:
+        raise ValueError("a .npy output holds one array; use .npz for more")
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle:  # a handle: numpy keeps the name
+        if path.suffix == ".npy":
+            np.save(handle, next(iter(arrays.values())))
+        else:
+            np.savez(handle, **arrays)
+    return path

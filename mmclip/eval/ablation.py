@@ -13,10 +13,11 @@ removes the seed-to-seed spread that the two separate means still carry.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from mmclip.io import atomic_save_figure, atomic_write_json, atomic_write_text
 
 __all__ = [
     "AblationTable",
@@ -141,7 +142,7 @@ def _plot(table: AblationTable, columns: Sequence[tuple[str, str]], title: str, 
         ax.set_title(column_title, fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_save_figure(fig, path)
     plt.close(fig)
 
 
@@ -176,10 +177,8 @@ def write_ablation(
         "markdown": out / "ablation.md",
         "plot": out / "ablation.png",
     }
-    paths["json"].write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
-    paths["markdown"].write_text(
-        _markdown(table, columns, descriptions, footer, reference), encoding="utf-8"
-    )
+    atomic_write_json(paths["json"], table)
+    atomic_write_text(paths["markdown"], _markdown(table, columns, descriptions, footer, reference))
     _plot(table, columns, title, paths["plot"])
     return paths
 

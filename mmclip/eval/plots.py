@@ -13,6 +13,8 @@ import numpy as np
 from numpy.typing import NDArray
 from torch import Tensor
 
+from mmclip.io import atomic_save_figure
+
 from .metrics import roc_auc, roc_curve
 
 __all__ = ["plot_attmim_masks", "plot_loss_curve", "plot_roc_curves"]
@@ -25,6 +27,13 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(plt, fig, path: str | Path) -> Path:
+    fig.tight_layout()
+    path = atomic_save_figure(fig, path)
+    plt.close(fig)
+    return path
 
 
 def plot_roc_curves(
@@ -56,12 +65,7 @@ def plot_roc_curves(
     ax.set_ylim(0, 1.01)
     ax.legend(loc="lower right", fontsize=8, title="AUROC", title_fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def _patch_image(values: Tensor, grid: int, size: int) -> NDArray[np.float64]:
@@ -126,12 +130,7 @@ def plot_attmim_masks(
             )
             axes[i, 0].yaxis.set_label_coords(0.0, -0.12)
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_loss_curve(metrics_jsonl: str | Path, path: str | Path) -> Path:
@@ -155,8 +154,4 @@ def plot_loss_curve(metrics_jsonl: str | Path, path: str | Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("pre-training loss")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
