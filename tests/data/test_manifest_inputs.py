@@ -112,3 +112,85 @@ def test_adapter_on_error_values_are_validated(tmp_path) -> None:
     for name, root in (("manifest", tmp_path / "m.jsonl"), ("iu-xray", tmp_path)):
         with pytest.raises(ValueError, match=r"on_error must be 'raise' or 'skip'; got 'rasie'"):
             load_source(name, root, on_error="rasie")
+
+
+# --------------------------------------------------------------------------------------------
+# column problems: one error naming the column, never a row; unlisted label columns reported
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("on_error", ["raise", "skip"])
+def test_a_misnamed_image_column_is_one_error_naming_it_and_the_columns(tmp_path, on_error):
+    (tmp_path / "a.png").write_bytes(b"x")
+    path = tmp_path / "mine.csv"
+    path.write_text("path,report\na.png,Small effusion.\na.png,\n", encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        load_manifest(path, on_error=on_error)  # skip: not one row blamed, nothing kept text-only
+    message = str(info.value)
+    assert message.startswith(f"{path}: no 'image' column, but 'path' looks like the image paths")
+    assert "columns found: ['path', 'report']" in message
+    assert "mine.csv:3" not in message
+
+
+def test_an_image_column_found_by_its_values_and_in_jsonl(tmp_path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text("xray_file,report\nimg/a.PNG,x\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"'xray_file' looks like the image paths"):
+        load_manifest(path)
+    path = tmp_path / "m.jsonl"
+    path.write_text(json.dumps({"filename": "a.png", "report": "x"}) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"m\.jsonl: no 'image' column, but 'filename'"):
+        load_manifest(path, on_error="skip")
+
+
+def test_a_misnamed_report_column_is_named(tmp_path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text("image,text\na.png,Small effusion.\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"no 'report' column, but 'text' looks like the report"):
+        load_manifest(path)
+
+
+def test_a_file_without_image_or_report_columns_lists_the_columns_found(tmp_path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text("foo,bar\n1,2\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"columns found: \['foo', 'bar'\]"):
+        load_manifest(path)
+
+
+def test_a_missing_label_column_lists_the_columns_found(tmp_path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text("image,report,edema\na.png,x,1\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"label columns \['Edema'\] not found \(columns found"):
+        load_manifest(path, label_columns=["Edema"])
+
+
+def test_a_bad_image_in_a_paired_row_skips_the_whole_row(tmp_path) -> None:
+    path = tmp_path / "m.jsonl"
+    rows = [{"image": 7, "report": "paired"}, {"image": "", "report": "text only"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (record,) = load_manifest(path, on_error="skip")
+    assert record.report == "text only"  # the paired row is gone, not kept without its image
+
+
+def test_unlisted_label_columns_are_named_in_one_warning(tmp_path, caplog) -> None:
+    path = tmp_path / "m.csv"
+    rows = "image,report,Edema,Pneumonia,is_flagged,site\n"
+    rows += "a.png,x,1,0,1,north\nb.png,y,,1,0,south\n"
+    path.write_text(rows, encoding="utf-8")
+    with caplog.at_level("WARNING", logger="mmclip.data.sources.manifest"):
+        records = load_manifest(path, label_columns=["Edema"])
+        load_manifest(path, label_columns=["Edema"])  # the same file again: said once
+    warnings = [r.getMessage() for r in caplog.records if "look like labels" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "['Pneumonia', 'is_flagged']" in warnings[0] and "label_columns=" in warnings[0]
+    assert "site" not in warnings[0] and "'Edema'" not in warnings[0]
+    assert records[0].labels == {"Edema": 1} and records[0].meta["Pneumonia"] == "0"
+
+
+def test_label_columns_work_in_jsonl_too(tmp_path) -> None:
+    path = tmp_path / "m.jsonl"
+    path.write_text(json.dumps({"report": "x", "Edema": 1}) + "\n", encoding="utf-8")
+    (record,) = load_manifest(path, label_columns=["Edema"])
+    assert record.labels == {"Edema": 1} and "Edema" not in record.meta
+    with pytest.raises(DataError, match=r"label keys \['Oedema'\] are in no row"):
+        load_manifest(path, label_columns=["Oedema"])

@@ -297,5 +297,8 @@ def test_manifest_csv_and_jsonl(tmp_path: Path) -> None:
     assert len(records) == 1 and skips.total == 1
     assert records[0].meta["mask"] == (tmp_path / "img/a.png").resolve()
     _csv(tmp_path / "bad.csv", ["path", "text"], [["a", "b"]])
+    with pytest.raises(DataError, match=r"bad\.csv: no 'image' column, but 'path' looks like"):
+        load_manifest(tmp_path / "bad.csv")
+    _csv(tmp_path / "bad.csv", ["a", "b"], [["a", "b"]])
     with pytest.raises(DataError, match=r"bad\.csv: needs an 'image' or a 'report' column"):
         load_manifest(tmp_path / "bad.csv")

@@ -14,17 +14,28 @@ Every path resolves under the dataset root (the manifest's folder unless ``root`
 without image and report, an empty report, or a bad label → a :class:`DataError` naming the
 file and line, or with ``on_error="skip"`` a counted skip. Rows without ``split`` are split by
 a hash of the patient id (of the image path when there is none).
+
+Column problems are file errors, raised once whatever ``on_error`` says, never blamed on a
+row: a missing ``image`` column while another column looks like image paths (``path``,
+``filename``, ``Image``, values ending in ``.png`` …), a missing ``report`` column beside one
+named like a report (``text``, ``caption`` …), or a listed label column that is not there; the
+message names the column and the columns found. A row whose image is bad is skipped whole
+with ``on_error="skip"``: it is never kept as a text-only record (only a blank ``image`` cell
+makes one). Columns that look like finding labels (a finding's name, or only 1 / 0 / -1
+values) but are not in ``label_columns`` are kept as metadata and named in one warning.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mmclip.data.records import (
+    CHEXPERT_FINDINGS,
     DataError,
     ErrorPolicy,
     SkipCounter,
@@ -38,8 +49,11 @@ from mmclip.data.records import (
     resolve_under_root,
     text_errors,
 )
+from mmclip.findings import CHESTXRAY14_FINDINGS
 
 __all__ = ["PATH_FIELDS", "load_manifest", "write_manifest"]
+
+logger = logging.getLogger(__name__)
 
 PATH_FIELDS: tuple[str, ...] = ("mask",)
 """Extra fields that hold paths: resolved under the root like ``image``."""
@@ -47,19 +61,59 @@ PATH_FIELDS: tuple[str, ...] = ("mask",)
 _KNOWN = {"image", "report", "labels", "patient_id", "view", "split"}
 
 
+_IMAGE_NAMES = {
+    "path", "paths", "image_path", "imagepath", "image_paths", "images", "img", "img_path",
+    "file", "filename", "file_name", "filepath", "file_path", "image_file", "image_name",
+    "dicom", "dicom_path", "png", "jpg", "jpeg", "xray", "x-ray",
+}  # fmt: skip
+_REPORT_NAMES = {"text", "texts", "report_text", "reports", "caption", "captions", "impression"}
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".bmp", ".tif", ".tiff")
+_LABEL_VALUES = {"0", "1", "-1", "0.0", "1.0", "-1.0"}
+_WARNED: set[tuple[str, tuple[str, ...]]] = set()
+
+
+def _looks_like_image(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().lower().endswith(_IMAGE_SUFFIXES)
+
+
+def _check_fields(path: Path, fields: Sequence[str], first: Mapping[str, Any] | None) -> None:
+    """A misnamed ``image`` / ``report`` column is one error naming it and the columns found
+    (before, each row was blamed for having neither image nor report)."""
+    found = list(fields)
+    others = [f for f in found if f not in _KNOWN and f not in PATH_FIELDS]
+    if "image" not in found:
+        named = [f for f in others if f.strip().lower() in _IMAGE_NAMES | {"image"}]
+        valued = [f for f in others if first is not None and _looks_like_image(first.get(f))]
+        suspects = named + [f for f in valued if f not in named]
+        if suspects:
+            raise DataError(
+                f"{path}: no 'image' column, but {suspects[0]!r} looks like the image paths; "
+                f"rename it to 'image' (columns found: {found})"
+            )
+    if "report" not in found:
+        suspects = [f for f in others if f.strip().lower() in _REPORT_NAMES | {"report"}]
+        if suspects:
+            raise DataError(
+                f"{path}: no 'report' column, but {suspects[0]!r} looks like the report text; "
+                f"rename it to 'report' (columns found: {found})"
+            )
+    if "image" not in found and "report" not in found:
+        raise DataError(f"{path}: needs an 'image' or a 'report' column (columns found: {found})")
+
+
 def _csv_rows(path: Path, label_columns: Sequence[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     # text_errors: a truncated .csv.gz or a non-UTF-8 CSV is one DataError naming the file
     with text_errors(path), open_text(path) as handle:
         reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        if "image" not in columns and "report" not in columns:
-            raise DataError(f"{path}: needs an 'image' or a 'report' column (has {columns})")
+        columns = list(reader.fieldnames or [])
         missing = [c for c in label_columns if c not in columns]
         if missing:
-            raise DataError(f"{path}: missing label columns {missing}")
+            raise DataError(f"{path}: label columns {missing} not found (columns found: {columns})")
         for number, row in enumerate(reader, start=2):
             # A blank CSV cell means "absent" (an image-only row has an empty report cell).
             obj: dict[str, Any] = {k: (v or None) for k, v in row.items() if k is not None}
+            if number == 2:
+                _check_fields(path, columns, obj)
             labels: dict[str, Any] = {}
             if obj.get("labels"):
                 try:
@@ -70,6 +124,72 @@ def _csv_rows(path: Path, label_columns: Sequence[str]) -> Iterator[tuple[int, d
                 labels[column] = obj.pop(column) or ""
             obj["labels"] = labels
             yield number, obj
+        if reader.line_num <= 1:  # a header without rows: still check its columns
+            _check_fields(path, columns, None)
+
+
+def _jsonl_rows(path: Path, label_columns: Sequence[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    seen: set[str] = set()
+    first = True
+    for number, obj in read_jsonl(path):
+        if first:
+            _check_fields(path, list(obj), obj)
+            first = False
+        if label_columns:
+            labels = obj.get("labels") or {}
+            if isinstance(labels, dict):
+                labels = dict(labels)
+                for column in label_columns:
+                    if column in obj:
+                        seen.add(column)
+                        labels[column] = obj.pop(column)
+                obj["labels"] = labels
+        yield number, obj
+    missing = [c for c in label_columns if c not in seen]
+    if missing and not first:
+        raise DataError(f"{path}: label keys {missing} are in no row")
+
+
+def _is_finding_name(name: str) -> bool:
+    from mmclip.text.prompts import FINDING_PHRASES
+
+    known = {f.lower() for f in (*CHEXPERT_FINDINGS, *CHESTXRAY14_FINDINGS, *FINDING_PHRASES)}
+    return name.strip().lower().replace("_", " ") in known | {k.replace("_", " ") for k in known}
+
+
+def _label_like(values: Iterable[Any]) -> bool:
+    present = [v for v in values if v is not None and v != ""]
+    if not present:
+        return False
+    for value in present:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            return False
+        if str(value).strip() not in _LABEL_VALUES:
+            return False
+    return True
+
+
+def _warn_unlisted_labels(path: Path, records: Sequence[XrayRecord]) -> None:
+    """One warning naming the columns that look like labels but are kept as metadata."""
+    keys: dict[str, list[Any]] = {}
+    for record in records:
+        for key, value in record.meta.items():
+            if key not in PATH_FIELDS:
+                keys.setdefault(key, []).append(value)
+    unlisted = [k for k, v in keys.items() if _is_finding_name(k) or _label_like(v)]
+    said = (str(path.resolve()), tuple(unlisted))
+    if unlisted and said not in _WARNED:  # once per file, though a command reads it per split
+        _WARNED.add(said)
+        listed = ", ".join(unlisted)
+        logger.warning(
+            "%s: columns %s look like labels but are not read as labels (kept as "
+            "metadata; zero-shot and the probe see no positives for them); to use them, pass "
+            "label_columns=[%s] (CLI: --option 'label_columns=[%s]')",
+            path,
+            unlisted,
+            listed,
+            listed,
+        )
 
 
 def load_manifest(
@@ -98,7 +218,7 @@ def load_manifest(
     skips = skips if skips is not None else SkipCounter()
     name = path.name.removesuffix(".gz")
     if name.endswith(".jsonl"):
-        rows = read_jsonl(path)
+        rows = _jsonl_rows(path, label_columns)
     elif name.endswith(".csv"):
         if not path.is_file():
             raise DataError(f"{path}: file not found")
@@ -116,6 +236,7 @@ def load_manifest(
                 raise
             skips.add("bad manifest row", str(err))
     skips.report(str(path))
+    _warn_unlisted_labels(path, records)
     return records
 
 
