@@ -35,6 +35,7 @@ import yaml
 
 from mmclip.eval.ablation import add_runner_arguments, write_ablation
 from mmclip.eval.baselines import available_baselines
+from mmclip.io import atomic_write_json
 
 logger = logging.getLogger("component_ablation")
 
@@ -112,7 +113,7 @@ def run_one(
     evaluation = evaluate_public_cxr(
         model, args.data, run_dir / "eval", baselines=baselines, n_resamples=args.bootstrap
     )
-    summary_path.write_text(json.dumps(evaluation.summary, indent=2) + "\n", encoding="utf-8")
+    atomic_write_json(summary_path, evaluation.summary)
     return evaluation.summary
 
 

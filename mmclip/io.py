@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 __all__ = [
     "atomic_output",
+    "atomic_output_dir",
     "atomic_save_arrays",
     "atomic_save_figure",
     "atomic_save_image",
@@ -65,6 +67,29 @@ def atomic_output(path: str | Path, durable: bool = False) -> Iterator[Path]:
         raise
     if durable:
         fsync_dir(path.parent)
+
+
+@contextmanager
+def atomic_output_dir(directory: str | Path) -> Iterator[Path]:
+    """A temporary folder beside ``directory`` for writers that fill a folder
+    (``save_pretrained``); when the block ends each file is renamed into ``directory``.
+
+    Every file is then whole or absent (the set of files is not replaced as one); on an
+    exception nothing of the block's output reaches ``directory``.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory.with_name(f".{directory.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        for file in sorted(p for p in tmp.rglob("*") if p.is_file()):
+            target = directory / file.relative_to(tmp)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(file, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, durable: bool = True) -> Path:

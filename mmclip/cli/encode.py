@@ -22,6 +22,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     import numpy as np
 
     from mmclip.eval import encode_records, encode_texts
+    from mmclip.io import atomic_save_arrays
 
     _set_threads(args.threads)
     if not (args.images or args.texts or args.root):
@@ -47,15 +48,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
         arrays["image_embeds"] = encode_records(model, records, backend=args.backend).numpy()
         arrays["image_paths"] = np.asarray([str(r.image_path) for r in records])
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".npy":
-        if len(arrays) != 1:
-            raise CLIError("a .npy output holds one array; use .npz for images and texts")
-        np.save(out, next(iter(arrays.values())))
-    elif out.suffix == ".npz":
-        np.savez(out, **arrays)
-    else:
-        raise CLIError(f"--out must end in .npy or .npz; got {out.name!r}")
+    if out.suffix == ".npy" and len(arrays) != 1:
+        raise CLIError("a .npy output holds one array; use .npz for images and texts")
+    atomic_save_arrays(out, arrays)
     shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items())
     print(f"mmclip encode: wrote {shapes} to {out}")
     return 0

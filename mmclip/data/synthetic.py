@@ -42,7 +42,7 @@ from PIL import Image
 
 from mmclip.data.records import XrayRecord, patient_split
 from mmclip.data.synthetic_reports import templated_report
-from mmclip.io import atomic_write_text
+from mmclip.io import atomic_save_image, atomic_write_text
 
 __all__ = [
     "FINDING_BITS",
@@ -339,8 +339,8 @@ def write_dataset(
         stem = f"{i:06d}"
         image_path = root / "images" / f"{stem}.jpg"
         mask_path = root / "masks" / f"{stem}.png"
-        Image.fromarray(sample.image).save(image_path, quality=jpeg_quality)
-        Image.fromarray(sample.mask).save(mask_path, compress_level=1)
+        atomic_save_image(Image.fromarray(sample.image), image_path, quality=jpeg_quality)
+        atomic_save_image(Image.fromarray(sample.mask), mask_path, compress_level=1)
         patient = f"synth-{stem}"
         record = XrayRecord(
             image_path=image_path,

@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mmclip.io import atomic_write_json, atomic_write_text
 from mmclip.text.labeler import NO_FINDING, RadiologyLabeler
 from mmclip.text.lexicon import CHESTXRAY14_FINDINGS
 
@@ -257,9 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.uncertain}\n{table}\n"
     )
     if args.json:
-        args.json.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+        atomic_write_json(args.json, result.to_dict())
     if args.markdown:
-        args.markdown.write_text(table, encoding="utf-8")
+        atomic_write_text(args.markdown, table)
     return 0
 
 

@@ -16,6 +16,8 @@ from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, process
 from tokenizers.models import WordPiece
 from tokenizers.trainers import WordPieceTrainer
 
+from mmclip.io import atomic_output_dir
+
 if TYPE_CHECKING:  # transformers is imported lazily: it is slow to import
     from transformers import PreTrainedTokenizerFast
 
@@ -76,7 +78,8 @@ def train_wordpiece_tokenizer(
     fast = _wrap(tokenizer, lowercase, model_max_length)
     logger.info("trained a WordPiece vocabulary of %d tokens", fast.vocab_size)
     if save_dir is not None:
-        fast.save_pretrained(str(save_dir))
+        with atomic_output_dir(save_dir) as tmp:
+            fast.save_pretrained(str(tmp))
     return fast
 
 
