@@ -16,7 +16,7 @@ import json
 import logging
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +41,6 @@ __all__ = [
     "read_csv_rows",
     "read_jsonl",
     "resolve_under_root",
-    "split_counts",
     "text_errors",
 ]
 
@@ -276,11 +275,6 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not isinstance(obj, dict):
                 raise DataError(f"{path}:{number}: expected a JSON object")
             yield number, obj
-
-
-def split_counts(records: Iterable[XrayRecord]) -> dict[str, int]:
-    """Number of records per split."""
-    return dict(Counter(r.split for r in records))
 
 
 ERROR_POLICIES: tuple[str, ...] = ("raise", "skip")

@@ -30,7 +30,7 @@ import functools
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -260,19 +260,9 @@ class Lexicon:
                 return concept
         raise KeyError(f"no concept named {name!r} in lexicon {self.source}")
 
-    def concepts_of_type(self, *types: str) -> list[Concept]:
-        """Concepts whose type is one of ``types``."""
-        return [c for c in self.concepts if c.type in types]
-
     def concepts_for_label(self, schema: str, label: str) -> list[Concept]:
         """Concepts that feed ``label`` of ``schema``."""
         return [c for c in self.concepts if label in c.labels_for(schema)]
-
-    def iter_terms(self) -> Iterable[tuple[str, Concept]]:
-        """Every (term, concept) pair."""
-        for concept in self.concepts:
-            for term in concept.terms:
-                yield term, concept
 
 
 def _parse_json(text: str, source: str) -> Any:

@@ -17,7 +17,7 @@ Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -315,8 +315,3 @@ def save_config(config: TrainConfig, path: str | Path) -> Path:
     return atomic_write_text(
         path, yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=False)
     )
-
-
-def sources_summary(sources: Sequence[SourceConfig]) -> str:
-    """``name (source, ratio)`` of each source, for log lines."""
-    return ", ".join(f"{s.name} ({s.source}, {s.ratio:g})" for s in sources)

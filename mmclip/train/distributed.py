@@ -32,7 +32,6 @@ __all__ = [
     "DistInfo",
     "all_reduce_mean",
     "barrier",
-    "broadcast_object",
     "cleanup_distributed",
     "init_distributed",
     "resolve_device",
@@ -170,12 +169,3 @@ def all_reduce_mean(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
         out /= info.world_size
     return out
-
-
-def broadcast_object(obj: object, info: DistInfo, src: int = 0) -> object:
-    """Rank ``src``'s ``obj`` on every rank (pickled through the process group)."""
-    if not info.distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
