@@ -38,6 +38,20 @@ def test_kermany() -> None:
     assert all(r.kind == SampleKind.IMAGE_PROMPT for r in records)
 
 
+def test_image_folder_on_the_kermany_test_folder_finds_every_test_image_and_positive() -> None:
+    """Before: 63 of the 624 images landed in ``test`` (a patient hash) and their labels were
+    ``{PNEUMONIA: 1}`` / ``{NORMAL: 1}``, so zero-shot 'Pneumonia' saw 0 positives."""
+    from mmclip.data import load_source
+    from mmclip.eval.suite import default_findings
+
+    _need("kermany-pneumonia")
+    records = load_source("image-folder", DATA / "kermany-pneumonia" / "test")
+    assert len(records) == 624 and {r.split for r in records} == {"test"}
+    assert sum(r.labels["Pneumonia"] == 1 for r in records) == 390
+    assert sum(r.labels["No Finding"] == 1 for r in records) == 234
+    assert "Pneumonia" in default_findings(records)
+
+
 def test_covid_notes() -> None:
     _need("covid-notes")
     records = load_covid_collection(DATA / "covid-notes")

@@ -265,10 +265,28 @@ def test_kermany_and_image_folder(tmp_path: Path) -> None:
     _img(tmp_path / "f/cat/a.png")
     _img(tmp_path / "f/dog/b.png")
     plain = load_image_folder(tmp_path / "f")
-    assert [r.labels for r in plain] == [{"cat": 1}, {"dog": 1}]
+    assert [r.labels for r in plain] == [{"cat": 1, "dog": 0}, {"cat": 0, "dog": 1}]
     _img(tmp_path / "k/train/ALIEN/x.jpeg")
     with pytest.raises(DataError, match="ALIEN: unknown class"):
         load_kermany(tmp_path / "k")
+
+
+def test_image_folder_reads_finding_folders_and_a_split_folder_root(tmp_path: Path) -> None:
+    for name in ("IM-1.jpeg", "IM-2.jpeg"):
+        _img(tmp_path / "chest/test/NORMAL" / name)
+    _img(tmp_path / "chest/test/PNEUMONIA/person1_virus_1.jpeg")
+    _img(tmp_path / "chest/test/pleural_effusion/e.png")
+    records = load_image_folder(tmp_path / "chest/test")  # the root is the test split itself
+    assert {r.split for r in records} == {"test"}
+    by = {r.image_path.name: r.labels for r in records}  # type: ignore[union-attr]
+    zero = {"No Finding": 0, "Pleural Effusion": 0, "Pneumonia": 0}
+    assert by["IM-1.jpeg"] == {**zero, "No Finding": 1}
+    assert by["person1_virus_1.jpeg"] == {**zero, "Pneumonia": 1}
+    assert by["e.png"] == {**zero, "Pleural Effusion": 1}
+    assert [r.split for r in load_image_folder(tmp_path / "chest")] == ["test"] * 4
+    _img(tmp_path / "chest/test/normal/x.png")
+    with pytest.raises(DataError, match="'NORMAL' and 'normal' both mean 'No Finding'"):
+        load_image_folder(tmp_path / "chest/test")
 
 
 def test_manifest_csv_and_jsonl(tmp_path: Path) -> None:
