@@ -70,7 +70,7 @@ def _csv(path: Path, header: list[str], rows: list[list[object]], gz: bool = Fal
 
 def test_registry_lists_every_adapter() -> None:
     assert {"mimic-cxr", "chexpert", "nih-chestxray14", "rsna-pneumonia", "siim-acr", "covidx",
-            "iu-xray", "covid-collection", "kermany", "image-folder", "manifest",
+            "iu-xray", "covid-collection", "kermany", "jsrt", "image-folder", "manifest",
             "synthetic"} == set(
         list_sources()
     )  # fmt: skip

@@ -15,6 +15,7 @@ from mmclip.data.sources.covidx import load_covidx
 from mmclip.data.sources.dicom import dicom_to_png
 from mmclip.data.sources.folder import load_image_folder, load_kermany
 from mmclip.data.sources.iu_xray import load_iu_xray
+from mmclip.data.sources.jsrt import load_jsrt
 from mmclip.data.sources.manifest import load_manifest
 from mmclip.data.sources.mimic_cxr import load_mimic_cxr
 from mmclip.data.sources.nih import NIH_FINDINGS, load_nih_chestxray14
@@ -32,6 +33,7 @@ __all__ = [
     "load_covidx",
     "load_image_folder",
     "load_iu_xray",
+    "load_jsrt",
     "load_kermany",
     "load_manifest",
     "load_mimic_cxr",
@@ -53,6 +55,7 @@ SOURCES: dict[str, Callable[..., list[XrayRecord]]] = {
     "iu-xray": load_iu_xray,
     "covid-collection": load_covid_collection,
     "kermany": load_kermany,
+    "jsrt": load_jsrt,
     "image-folder": load_image_folder,
     "manifest": load_manifest,
 }
@@ -72,7 +75,11 @@ def load_synthetic(root: str | Path) -> list[XrayRecord]:
 
 SOURCES["synthetic"] = load_synthetic
 
-SOURCE_ALIASES: dict[str, str] = {"covid-notes": "covid-collection", "iu-reports": "iu-xray"}
+SOURCE_ALIASES: dict[str, str] = {
+    "covid-notes": "covid-collection",
+    "iu-reports": "iu-xray",
+    "jsrt-nodules": "jsrt",
+}
 """Other names of sources: the folder names of ``shared/data``."""
 
 
