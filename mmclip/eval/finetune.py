@@ -22,14 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 from torch import Tensor, nn
 
 from .metrics import roc_auc
-from .probe import (
-    DEFAULT_FRACTIONS,
-    DEFAULT_SEEDS,
-    FewLabelResult,
-    label_keys,
-    stratified_subset,
-    summarise_runs,
-)
+from .probe import DEFAULT_FRACTIONS, DEFAULT_SEEDS, FewLabelResult, few_label_runs
 
 __all__ = ["FinetuneConfig", "ImageClassifier", "finetune"]
 
@@ -157,23 +150,16 @@ def finetune(
     if ytr.shape != (train_images.shape[0], len(findings)):
         raise ValueError("train_y must be [N, F] matching train_images and findings")
     device = next(model.parameters()).device
-    keys = label_keys(ytr)
     labels = torch.as_tensor(ytr, dtype=torch.float32)
-    runs: dict[float, list[tuple[int, NDArray[np.float64]]]] = {}
-    for fraction in fractions:
-        for seed in seeds if fraction < 1.0 else seeds[:1]:
-            idx = torch.as_tensor(stratified_subset(keys, fraction, seed))
-            clf = _train_one(model, train_images[idx], labels[idx], config, seed, device)
-            probs = _predict(clf, test_images, config.batch_size, device).double().numpy()
-            aurocs = np.full(len(findings), np.nan)
-            for j in range(len(findings)):
-                keep = ~np.isnan(yte[:, j])
-                aurocs[j] = roc_auc(yte[keep, j].astype(np.int64), probs[keep, j])
-            runs.setdefault(fraction, []).append((len(idx), aurocs))
-            logger.info(
-                "fine-tune %g seed %d: mean AUROC %.3f",
-                fraction,
-                seed,
-                float(np.nanmean(aurocs)) if np.isfinite(aurocs).any() else math.nan,
-            )
-    return summarise_runs("finetune", findings, runs)
+
+    def run(subset: NDArray[np.int64], seed: int) -> NDArray[np.float64]:
+        idx = torch.as_tensor(subset)
+        clf = _train_one(model, train_images[idx], labels[idx], config, seed, device)
+        probs = _predict(clf, test_images, config.batch_size, device).double().numpy()
+        aurocs = np.full(len(findings), np.nan)
+        for j in range(len(findings)):
+            keep = ~np.isnan(yte[:, j])
+            aurocs[j] = roc_auc(yte[keep, j].astype(np.int64), probs[keep, j])
+        return aurocs
+
+    return few_label_runs("finetune", findings, ytr, fractions, seeds, run, log=logger)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +111,10 @@ class FewLabelResult:
         }
 
 
+def _mean_auroc(aurocs: NDArray[np.float64]) -> float:
+    return float(np.nanmean(aurocs)) if np.isfinite(aurocs).any() else math.nan
+
+
 def summarise_runs(
     method: str,
     findings: Sequence[str],
@@ -119,9 +123,7 @@ def summarise_runs(
     """Collect per-seed AUROC vectors (``fraction → [(n_train, aurocs[F])]``) into a result."""
     result = FewLabelResult(method, list(findings))
     for fraction, items in runs.items():
-        per_seed_mean = [
-            float(np.nanmean(a)) if np.isfinite(a).any() else math.nan for _, a in items
-        ]
+        per_seed_mean = [_mean_auroc(a) for _, a in items]
         per_finding = {
             f: list(mean_std([float(a[j]) for _, a in items])) for j, f in enumerate(findings)
         }
@@ -132,6 +134,31 @@ def summarise_runs(
             "runs": per_seed_mean,
         }
     return result
+
+
+def few_label_runs(
+    method: str,
+    findings: Sequence[str],
+    train_y: NDArray[np.float64],
+    fractions: Sequence[float],
+    seeds: Sequence[int],
+    run: Callable[[NDArray[np.int64], int], NDArray[np.float64]],
+    log: logging.Logger = logger,
+) -> FewLabelResult:
+    """``run(training subset, seed) → AUROC per finding`` at each label fraction and seed.
+
+    The subsets are :func:`stratified_subset` of ``train_y``'s :func:`label_keys`; a fraction
+    of 1.0 runs with the first seed only. Each run's mean AUROC is logged to ``log``.
+    """
+    keys = label_keys(train_y)
+    runs: dict[float, list[tuple[int, NDArray[np.float64]]]] = {}
+    for fraction in fractions:
+        for seed in seeds if fraction < 1.0 else seeds[:1]:
+            idx = stratified_subset(keys, fraction, seed)
+            aurocs = run(idx, seed)
+            runs.setdefault(fraction, []).append((len(idx), aurocs))
+            log.info("%s %g seed %d: mean AUROC %.3f", method, fraction, seed, _mean_auroc(aurocs))
+    return summarise_runs(method, findings, runs)
 
 
 def _fit_predict(
@@ -175,25 +202,15 @@ def linear_probe(
     yte = np.asarray(test_y, dtype=np.float64)
     if ytr.shape != (len(xtr), len(findings)) or yte.shape != (len(xte), len(findings)):
         raise ValueError("label matrices must be [N, F] matching the embeddings and findings")
-    keys = label_keys(ytr)
-    runs: dict[float, list[tuple[int, NDArray[np.float64]]]] = {}
-    for fraction in fractions:
-        for seed in seeds if fraction < 1.0 else seeds[:1]:
-            idx = stratified_subset(keys, fraction, seed)
-            aurocs = np.full(len(findings), np.nan)
-            for j in range(len(findings)):
-                rows = idx[~np.isnan(ytr[idx, j])]
-                test_rows = ~np.isnan(yte[:, j])
-                pred = _fit_predict(
-                    xtr[rows], ytr[rows, j].astype(np.int64), xte[test_rows], c, seed
-                )
-                if pred is not None:
-                    aurocs[j] = roc_auc(yte[test_rows, j].astype(np.int64), pred)
-            runs.setdefault(fraction, []).append((len(idx), aurocs))
-            logger.info(
-                "linear probe %g seed %d: mean AUROC %.3f",
-                fraction,
-                seed,
-                float(np.nanmean(aurocs)) if np.isfinite(aurocs).any() else math.nan,
-            )
-    return summarise_runs("linear-probe", findings, runs)
+
+    def run(idx: NDArray[np.int64], seed: int) -> NDArray[np.float64]:
+        aurocs = np.full(len(findings), np.nan)
+        for j in range(len(findings)):
+            rows = idx[~np.isnan(ytr[idx, j])]
+            test_rows = ~np.isnan(yte[:, j])
+            pred = _fit_predict(xtr[rows], ytr[rows, j].astype(np.int64), xte[test_rows], c, seed)
+            if pred is not None:
+                aurocs[j] = roc_auc(yte[test_rows, j].astype(np.int64), pred)
+        return aurocs
+
+    return few_label_runs("linear-probe", findings, ytr, fractions, seeds, run)
