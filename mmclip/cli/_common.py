@@ -130,6 +130,34 @@ def _image_records(records: Sequence[Any], what: str) -> list:
     return with_images
 
 
+def refuse_overwrite(paths: Path | Sequence[Path], overwrite: bool) -> None:
+    """The overwrite policy of every command that writes: an existing file (or a folder that
+    holds files) among ``paths`` is one error naming it, unless ``--overwrite`` was given.
+
+    Call it before any slow work (loading a model, training), so nothing is computed for
+    results that would be refused.
+    """
+    for path in [paths] if isinstance(paths, Path) else paths:
+        if overwrite or not path.exists():
+            continue
+        if path.is_dir() and not any(path.iterdir()):
+            continue  # an empty folder holds no results
+        raise CLIError(
+            f"{path} already exists; pass --overwrite to replace it, or choose another --out"
+        )
+
+
+def _overwrite_arg(p: argparse.ArgumentParser, what: str = "results", *aliases: str) -> None:
+    """``--overwrite`` (and ``aliases`` kept for older scripts) of a command that writes."""
+    p.add_argument(
+        "--overwrite",
+        *aliases,
+        dest="overwrite",
+        action="store_true",
+        help=f"replace existing {what} (without it the command refuses)",
+    )
+
+
 def _print_table(path: Path) -> None:
     print(path.read_text(encoding="utf-8"))
 
@@ -226,6 +254,7 @@ def _eval_args(p: argparse.ArgumentParser, split: str = "test", train: bool = Fa
         help="how uncertain (-1) labels count",
     )
     p.add_argument("--out", default="results", help="output folder")
+    _overwrite_arg(p, "results.json / results.md in --out")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
 

@@ -14,7 +14,9 @@ from ._common import (
     _Formatter,
     _missing_subcommand,
     _parse_options,
+    _overwrite_arg,
     _records,
+    refuse_overwrite,
 )
 
 
@@ -30,8 +32,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
         raise CLIError(str(error)) from None
     if source == "synthetic":
         out = Path(args.out or "data/synthetic")
-        if out.is_dir() and any(out.iterdir()) and not args.force:
-            raise CLIError(f"{out} already holds files; pass --force to overwrite them")
+        refuse_overwrite(out, args.overwrite)
         manifest = synthetic.write_dataset(out, n=args.num_images, size=args.size, seed=args.seed)
         _summarise(_records("synthetic", str(out), "all"), manifest)
         return 0
@@ -43,6 +44,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     records = load_source(source, root, **_parse_options(args.option))
     base = _manifest_base(root.resolve() if root.is_dir() else root.resolve().parent, records)
     out = Path(args.out) if args.out else base / f"mmclip-{source}.jsonl"
+    refuse_overwrite(out, args.overwrite)
     write_manifest(records, out, base)
     _summarise(records, out)
     if out.resolve().parent != base:
@@ -119,9 +121,7 @@ def add_parser(sub: Any) -> None:
     q.add_argument(
         "--option", action="append", metavar="KEY=VALUE", help="adapter option (repeatable)"
     )
-    q.add_argument(
-        "--force", action="store_true", help="synthetic: overwrite a folder that holds files"
-    )
+    _overwrite_arg(q, "the --out folder's files or manifest", "--force")
     q.set_defaults(func=cmd_data_prepare)
     q = data_sub.add_parser("sources", help="list the dataset adapters")
     _common(q)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from ._common import (
     CLIError,
     _common,
     _Formatter,
+    _overwrite_arg,
     _set_threads,
+    refuse_overwrite,
 )
 
 
@@ -18,6 +21,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Synthetic data → pre-train mmclip-tiny → zero-shot, probe, retrieval, pictures."""
     from mmclip.demo import DemoOptions, run_demo
 
+    out = Path(args.out)
+    refuse_overwrite([out / "run" / "checkpoints", out / "results.md"], args.overwrite)
     _set_threads(args.threads)
     options = DemoOptions(
         out=args.out,
@@ -28,7 +33,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         bootstrap=args.bootstrap,
         overrides=list(args.set),
-        force=args.force,
+        force=args.overwrite,
     )
     try:
         result = run_demo(options)
@@ -79,5 +84,5 @@ def add_parser(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="override a key of the demo's training config",
     )
-    p.add_argument("--force", action="store_true", help="overwrite a previous demo in --out")
+    _overwrite_arg(p, "a previous demo in --out", "--force")
     p.set_defaults(func=cmd_demo)

@@ -12,8 +12,10 @@ from ._common import (
     _Formatter,
     _image_records,
     _load_model,
+    _overwrite_arg,
     _records,
     _set_threads,
+    refuse_overwrite,
 )
 
 
@@ -31,6 +33,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         raise CLIError("give --images or --source/--root, not both (both fill image_embeds)")
     if Path(args.out).suffix not in (".npy", ".npz"):
         raise CLIError(f"--out must end in .npy or .npz; got {Path(args.out).name!r}")
+    refuse_overwrite(Path(args.out), args.overwrite)
     model = _load_model(args.model, args.device)
     arrays: dict[str, Any] = {}
     if args.images:
@@ -77,5 +80,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--split", default="all", choices=("train", "val", "test", "all"))
     p.add_argument("--backend", default="auto", choices=("auto", "dali", "pil"))
     p.add_argument("--out", required=True, help="output .npy or .npz")
+    _overwrite_arg(p, "an --out file")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.set_defaults(func=cmd_encode)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from ._common import (
@@ -17,12 +18,17 @@ from ._common import (
     _records,
     _set_threads,
     logger,
+    refuse_overwrite,
 )
+
+RESULT_FILES = ("results.json", "results.md")
+"""What every evaluation command writes into ``--out`` (beside its pictures)."""
 
 
 def _eval_setup(
     args: argparse.Namespace, need_train: bool, need_prompts: bool = True
 ) -> tuple[Any, list, list, list[str]]:
+    refuse_overwrite([Path(args.out) / name for name in RESULT_FILES], args.overwrite)
     _set_threads(args.threads)
     model = _load_model(args.model, args.device)
     options = _parse_options(args.option)

@@ -97,7 +97,8 @@ def random_init_features(model: Any, images: Tensor, seed: int = 0) -> NDArray[n
         fresh = MMCLIPModel(model.config).eval()
     finally:
         torch.random.set_rng_state(state)
-    out = [fresh.encode_image(chunk) for chunk in images.split(256)]
+    fresh.weights_source = f"random initialisation (seed {seed}), the baseline"
+    out = [fresh.encode_pixels(chunk) for chunk in images.split(256)]
     return torch.cat(out).double().numpy()
 
 

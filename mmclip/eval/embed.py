@@ -103,7 +103,7 @@ def encode_records(
     device = model_device(model)
     starts = range(0, images.shape[0], batch_size)
     out = [
-        model.encode_image(images[i : i + batch_size].to(device)).float().cpu()
+        model.encode_pixels(images[i : i + batch_size].to(device)).float().cpu()
         for i in progress(starts, desc="encoding images", unit="batch")
     ]
     embed = model.config.contrastive.embed_dim

@@ -7,23 +7,48 @@ it reads the model's towers (``visual``, ``text``), projections (``image_proj``,
 
 from __future__ import annotations
 
+import sys
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import MMCLIPConfig
-from .preprocess import ImageLike, preprocess_image
+from .preprocess import ImageLike, preprocess_image, to_model_images
 from .text import TextEncoder
 from .vit import VisionTransformer
 
-__all__ = ["ImageTextEncoding"]
+__all__ = ["UNTRAINED_MESSAGE", "ImageTextEncoding", "UntrainedModelWarning"]
+
+UNTRAINED_MESSAGE = (
+    "this MMCLIPModel has random weights (it was built without loading any), so its "
+    "embeddings and zero-shot scores mean nothing. Train and register a small model with "
+    "`mmclip demo` (minutes on a CPU), then load it with "
+    "mmclip.create_model('mmclip-tiny', pretrained='demo'); or load a directory written by "
+    "save_pretrained / `mmclip pretrain` with MMCLIPModel.from_pretrained(path). "
+    "mmclip.list_pretrained() lists the registered models."
+)
+
+
+class UntrainedModelWarning(UserWarning):
+    """An inference call on a model whose weights are still the random initialisation."""
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` of a warning issued here that names the first frame outside mmclip."""
+    package = str(Path(__file__).resolve().parent.parent)
+    frame, level = sys._getframe(1), 1  # the frame that calls warnings.warn
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class ImageTextEncoding:
-    """``preprocess``, ``encode_image``, ``tokenize``, ``encode_text`` and ``encode``."""
+    """``preprocess``, ``to_model_images``, ``encode_image``, ``encode_pixels``, ``tokenize``,
+    ``encode_text`` and ``encode``."""
 
     config: MMCLIPConfig
     tokenizer: Any
@@ -33,23 +58,20 @@ class ImageTextEncoding:
     text_proj: nn.Linear
 
     def preprocess(self, image: ImageLike) -> Tensor:
-        """One image (path, PIL, numpy, tensor in [0, 1]) → Tensor[C, S, S] model input."""
+        """One image in any supported form → Tensor[C, S, S] model input.
+
+        The input contract of :mod:`mmclip.models.preprocess` (paths incl. DICOM, PIL,
+        numpy, tensors; 1-4 channels; floats in [0, 1], integers by their bit depth).
+        """
         v = self.config.vision
         return preprocess_image(image, v.image_size, v.in_chans, v.image_mean, v.image_std)
 
-    def _image_batch(self, images: ImageLike | Sequence[ImageLike]) -> Tensor:
-        device = self.visual.cls_token.device
-        if isinstance(images, Tensor):
-            batch = images[None] if images.ndim == 3 else images
-            self.visual.check_images(batch)
-            return batch.to(device)
-        if isinstance(images, (list, tuple)):
-            if not images:
-                raise ValueError("no image given")
-            items = list(images)
-        else:
-            items = [images]
-        return torch.stack([self.preprocess(x) for x in items]).to(device)
+    def to_model_images(self, images: ImageLike | Sequence[ImageLike]) -> Tensor:
+        """One image, a list of them or a 4-D batch → Tensor[N, C, S, S] on the model's device
+        (:func:`mmclip.models.preprocess.to_model_images` with this model's vision config)."""
+        v = self.config.vision
+        batch = to_model_images(images, v.image_size, v.in_chans, v.image_mean, v.image_std)
+        return batch.to(self.visual.cls_token.device)
 
     def encode_image(
         self, images: ImageLike | Sequence[ImageLike], normalize: bool = True
@@ -57,17 +79,51 @@ class ImageTextEncoding:
         """Image embeddings in the joint space.
 
         Args:
-            images: a path, PIL image, numpy array, or a list of them (preprocessed with
-                :meth:`preprocess`); or an already preprocessed tensor [C, S, S] /
-                [N, C, S, S] (checked, not preprocessed again).
+            images: one image, a list / tuple of images or a 4-D batch ``[N, C, H, W]``, each
+                image a file path (PNG, JPEG, 16-bit PNG, DICOM), a PIL image, a pydicom
+                dataset, a numpy array or a tensor with 1-4 channels; floats in [0, 1],
+                integers scaled by their bit depth (``uint8`` / 255). Every form goes through
+                :meth:`to_model_images` (grey, resize, centre crop, normalise), so the same
+                image gives the same embedding in any form; the rules are in
+                :mod:`mmclip.models.preprocess`. For a batch the data loader already
+                normalised, use :meth:`encode_pixels`.
             normalize: L2-normalise.
 
         Returns:
             Tensor[N, E] float32. Gradients are kept; wrap in ``torch.no_grad()`` for inference.
         """
-        x = self._image_batch(images)
-        z = self.image_proj(self.visual(x).pooled).float()
+        self._warn_if_untrained()
+        return self.encode_pixels(self.to_model_images(images), normalize=normalize)
+
+    def encode_pixels(self, pixels: Tensor, normalize: bool = True) -> Tensor:
+        """Image embeddings of an already preprocessed batch (no preprocessing here).
+
+        Args:
+            pixels (Tensor[N, C, S, S] | Tensor[C, S, S]): model-sized, normalised images
+                (``(x - vision.image_mean) / vision.image_std``), as the data loader and
+                :meth:`to_model_images` make them; checked, not changed.
+            normalize: L2-normalise.
+
+        Returns:
+            Tensor[N, E] float32.
+        """
+        batch = pixels[None] if pixels.ndim == 3 else pixels
+        self.visual.check_images(batch)
+        z = self.image_proj(self.visual(batch.to(self.visual.cls_token.device)).pooled).float()
         return F.normalize(z, dim=-1) if normalize else z
+
+    def _warn_if_untrained(self) -> None:
+        """Warn once per model when its weights are the random initialisation.
+
+        ``weights_source`` (set by :class:`~mmclip.models.pretrained.PretrainedModelIO` when
+        weights are loaded, and by the trainer) is None for a model built and never loaded.
+        """
+        if getattr(self, "weights_source", None) is not None:
+            return
+        if getattr(self, "_warned_untrained", False):
+            return
+        self._warned_untrained = True
+        warnings.warn(UntrainedModelWarning(UNTRAINED_MESSAGE), stacklevel=_user_stacklevel())
 
     def tokenize(self, texts: str | Sequence[str]) -> dict[str, Tensor]:
         """Tokenise with the model's tokenizer, truncating to ``text.max_length`` tokens.
@@ -115,6 +171,7 @@ class ImageTextEncoding:
         Returns:
             Tensor[N, E] float32.
         """
+        self._warn_if_untrained()
         enc = texts if isinstance(texts, dict) else self.tokenize(texts)
         pooled = self.text(enc["input_ids"], enc.get("attention_mask")).pooled
         z = self.text_proj(pooled).float()

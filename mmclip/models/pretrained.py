@@ -212,6 +212,9 @@ class PretrainedModelIO(nn.Module):
 
     config: MMCLIPConfig
     tokenizer: Any
+    weights_source: str | None = None
+    """Where the weights came from (a file, ``load_state_dict``, a training run); None for
+    the random initialisation, which the inference methods warn about once."""
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``config.json``, ``model.safetensors`` and the tokenizer files.
@@ -247,3 +250,12 @@ class PretrainedModelIO(nn.Module):
         """
         check_state_matches(self.state_dict(), state, source, self.config.name)
         self.load_state_dict(state, strict=True)
+        self.weights_source = source
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        """``nn.Module.load_state_dict``; the model then counts as loaded (no untrained
+        warning, see :attr:`weights_source`)."""
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        if self.weights_source is None:
+            self.weights_source = "load_state_dict"
+        return result

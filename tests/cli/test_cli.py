@@ -768,12 +768,13 @@ def test_data_prepare_synthetic_refuses_a_folder_with_files_unless_forced(capsys
     code, _, err = run_cli(
         capsys, "data", "prepare", "synthetic", "--out", str(out), "--num-images", "4"
     )
-    assert code == 2 and "already holds files; pass --force" in err
+    assert_one_line_error(code, err, f"{out} already exists; pass --overwrite")
     assert (out / "keep.txt").read_text(encoding="utf-8") == "mine"
-    code, _, err = run_cli(
-        capsys, "data", "prepare", "synthetic", "--out", str(out), "--num-images", "4", "--force"
-    )
-    assert code == 0, err
+    for flag in ("--overwrite", "--force"):  # --force: the older name, kept
+        code, _, err = run_cli(
+            capsys, "data", "prepare", "synthetic", "--out", str(out), "--num-images", "4", flag
+        )
+        assert code == 0, err
 
 
 def test_data_prepare_with_an_unknown_option_is_one_line(capsys, tmp_path) -> None:
@@ -781,3 +782,71 @@ def test_data_prepare_with_an_unknown_option_is_one_line(capsys, tmp_path) -> No
         capsys, "data", "prepare", "kermany", "--root", str(tmp_path), "--option", "bogus=1"
     )
     assert code == 2 and "has no option(s) ['bogus']" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------------------------
+# overwrite policy: every command that writes refuses to replace results unless --overwrite
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["zeroshot", "probe", "finetune", "retrieval"])
+def test_evaluations_refuse_to_replace_results(capsys, tmp_path, run_dir, dataset, command):
+    out = tmp_path / "res"
+    out.mkdir()
+    (out / "results.json").write_text("{}", encoding="utf-8")
+    argv = [command, "--model", str(run_dir), "--root", str(dataset), "--split", "all"]
+    argv += ["--out", str(out), "--device", "cpu"]
+    code, _, err = run_cli(capsys, *argv)
+    assert_one_line_error(code, err, f"{out / 'results.json'} already exists", "--overwrite")
+    assert (out / "results.json").read_text(encoding="utf-8") == "{}"
+
+
+def test_zeroshot_replaces_results_with_overwrite(capsys, tmp_path, run_dir, dataset) -> None:
+    out = tmp_path / "res"
+    argv = ["zeroshot", "--model", str(run_dir), "--root", str(dataset), "--split", "all"]
+    argv += ["--bootstrap", "5", "--backend", "pil", "--out", str(out), "--device", "cpu"]
+    assert run_cli(capsys, *argv)[0] == 0
+    code, _, err = run_cli(capsys, *argv)
+    assert_one_line_error(code, err, str(out / "results.json"), "--overwrite")
+    code, _, err = run_cli(capsys, *argv, "--overwrite")
+    assert code == 0, err
+
+
+def test_encode_refuses_to_replace_its_output(capsys, tmp_path, run_dir) -> None:
+    out = tmp_path / "t.npy"
+    out.write_bytes(b"mine")
+    argv = ["encode", "--model", str(run_dir), "--texts", "a", "--out", str(out)]
+    code, _, err = run_cli(capsys, *argv)
+    assert_one_line_error(code, err, f"{out} already exists; pass --overwrite")
+    assert out.read_bytes() == b"mine"
+    code, _, err = run_cli(capsys, *argv, "--overwrite", "--device", "cpu")
+    assert code == 0, err
+    assert np.load(out).shape[0] == 1
+
+
+def test_data_prepare_an_adapter_refuses_to_replace_its_manifest(capsys, tmp_path) -> None:
+    from PIL import Image
+
+    root = tmp_path / "chest"
+    for folder, name in (("NORMAL", "IM-0001-0001.jpeg"), ("PNEUMONIA", "person1_virus_1.jpeg")):
+        (root / "train" / folder).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "train" / folder / name)
+    argv = ["data", "prepare", "kermany", "--root", str(root)]
+    assert run_cli(capsys, *argv)[0] == 0
+    manifest = root / "mmclip-kermany.jsonl"
+    manifest.write_text("mine\n", encoding="utf-8")
+    code, _, err = run_cli(capsys, *argv)
+    assert_one_line_error(code, err, f"{manifest} already exists; pass --overwrite")
+    assert manifest.read_text(encoding="utf-8") == "mine\n"
+    code, _, err = run_cli(capsys, *argv, "--overwrite")
+    assert code == 0, err
+    assert len(manifest.read_text(encoding="utf-8").splitlines()) == 2
+
+
+def test_demo_refuses_to_replace_a_previous_demo(capsys, tmp_path) -> None:
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "results.md").write_text("mine", encoding="utf-8")
+    code, _, err = run_cli(capsys, "demo", "--out", str(out))
+    assert_one_line_error(code, err, f"{out / 'results.md'} already exists; pass --overwrite")
+    assert (out / "results.md").read_text(encoding="utf-8") == "mine"

@@ -32,13 +32,13 @@ def model(tokenizer):
 
 
 # ---------------------------------------------------------------------- bad input
-def test_wrong_channels_and_wrong_size_images_name_the_expected_shape(model):
+def test_wrong_channels_and_wrong_size_preprocessed_batches_name_the_expected_shape(model):
     with pytest.raises(ValueError, match=r"1 channel\(s\).*got 3"):
-        model.encode_image(torch.zeros(2, 3, SIZE, SIZE))
+        model.encode_pixels(torch.zeros(2, 3, SIZE, SIZE))
     with pytest.raises(ValueError, match=rf"must be {SIZE}x{SIZE}.*got 40x40"):
-        model.encode_image(torch.zeros(2, 1, 40, 40))
+        model.encode_pixels(torch.zeros(2, 1, 40, 40))
     with pytest.raises(ValueError, match="floating point"):
-        model.encode_image(torch.zeros(1, 1, SIZE, SIZE, dtype=torch.uint8))
+        model.encode_pixels(torch.zeros(1, 1, SIZE, SIZE, dtype=torch.uint8))
 
 
 def test_empty_text_and_no_text_are_rejected(model):

@@ -54,7 +54,7 @@ def test_every_registered_config_runs_a_forward_pass_on_the_cpu(name):
     images = torch.randn(2, v.in_chans, v.image_size, v.image_size)
     ids = torch.randint(5, t.vocab_size, (2, 12))
     with torch.no_grad():
-        image_embeds = model.encode_image(images)
+        image_embeds = model.encode_pixels(images)
         text_states = model.text(ids, torch.ones_like(ids))
     assert image_embeds.shape == (2, model.config.contrastive.embed_dim)
     torch.testing.assert_close(image_embeds.norm(dim=-1), torch.ones(2))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -16,21 +17,34 @@ from PIL import Image
 from mmclip.data.records import DataError, XrayRecord, patient_split
 from mmclip.io import atomic_output
 
-__all__ = ["DicomSplit", "dicom_image_record", "dicom_patient_id", "dicom_to_png", "dicom_to_uint8"]
+__all__ = [
+    "DicomSplit",
+    "dicom_image_record",
+    "dicom_patient_id",
+    "dicom_to_png",
+    "dicom_to_uint8",
+    "dicom_to_unit",
+]
 
 
-def dicom_to_uint8(path: Path) -> np.ndarray:
-    """Pixels of a DICOM file as a uint8 [H, W] display image (dense = bright)."""
+def dicom_to_unit(source: Path | Any) -> np.ndarray:
+    """Pixels of a DICOM file (or a read ``pydicom.Dataset``) as float32 [H, W] in [0, 1].
+
+    Modality rescale, the VOI window when the file has one, min-max to [0, 1] and
+    MONOCHROME1 inverted (dense = bright), as the sources' PNG cache stores them.
+    """
     import pydicom
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
+    is_dataset = isinstance(source, pydicom.Dataset)
+    where = (getattr(source, "filename", None) or "DICOM dataset") if is_dataset else source
     try:
-        ds = pydicom.dcmread(path)
+        ds = source if is_dataset else pydicom.dcmread(source)
         pixels = ds.pixel_array
     except Exception as err:  # pydicom raises many types for bad files
-        raise DataError(f"{path}: cannot read DICOM pixels ({err})") from err
+        raise DataError(f"{where}: cannot read DICOM pixels ({err})") from err
     if pixels.ndim != 2:
-        raise DataError(f"{path}: expected a 2-D grey-scale image, got shape {pixels.shape}")
+        raise DataError(f"{where}: expected a 2-D grey-scale image, got shape {pixels.shape}")
     data = apply_modality_lut(pixels, ds)
     if "WindowCenter" in ds and "WindowWidth" in ds:
         data = apply_voi_lut(data, ds)
@@ -39,7 +53,12 @@ def dicom_to_uint8(path: Path) -> np.ndarray:
     scaled = (data - lo) / (hi - lo) if hi > lo else np.zeros_like(data)
     if str(ds.get("PhotometricInterpretation", "MONOCHROME2")) == "MONOCHROME1":
         scaled = 1.0 - scaled
-    return (scaled * 255.0 + 0.5).astype(np.uint8)
+    return scaled.astype(np.float32, copy=False)
+
+
+def dicom_to_uint8(path: Path) -> np.ndarray:
+    """Pixels of a DICOM file as a uint8 [H, W] display image (dense = bright)."""
+    return (dicom_to_unit(path) * 255.0 + 0.5).astype(np.uint8)
 
 
 def dicom_patient_id(path: Path) -> str | None:
