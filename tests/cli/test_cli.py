@@ -66,6 +66,23 @@ def error_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith("mmclip: error:")]
 
 
+def evaluation_argv(command: str, run_dir: Path, root: Path, out: Path, *extra: str) -> list[str]:
+    """``command`` on the saved model and every split of ``root``, to ``out`` on the CPU."""
+    model = ["--model", str(run_dir), "--root", str(root), "--split", "all"]
+    return [command, *model, *extra, "--out", str(out), "--device", "cpu"]
+
+
+def encode_argv(model: Path, out: Path, *inputs: str) -> list[str]:
+    """``mmclip encode`` of ``inputs`` (``--texts …``, ``--images …``) to ``out`` on the CPU."""
+    return ["encode", "--model", str(model), *inputs, "--out", str(out), "--device", "cpu"]
+
+
+def synthetic_argv(out: Path, num_images: int, *extra: str) -> list[str]:
+    """``mmclip data prepare synthetic`` of ``num_images`` images into ``out``."""
+    argv = ["data", "prepare", "synthetic", "--out", str(out), "--num-images", str(num_images)]
+    return [*argv, *extra]
+
+
 def command_paths(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
     """Every (nested) subcommand of ``parser``, as argv prefixes."""
     for action in parser._actions:
@@ -272,20 +289,7 @@ MANIFEST_FIELDS = {"image", "report", "labels", "patient_id", "view", "split", "
 
 def test_data_prepare_synthetic_writes_a_manifest(capsys, tmp_path: Path) -> None:
     out = tmp_path / "syn"
-    code, stdout, err = run_cli(
-        capsys,
-        "data",
-        "prepare",
-        "synthetic",
-        "--out",
-        str(out),
-        "--num-images",
-        "20",
-        "--size",
-        "32",
-        "--seed",
-        "3",
-    )
+    code, stdout, err = run_cli(capsys, *synthetic_argv(out, 20, "--size", "32", "--seed", "3"))
     assert code == 0, err
     manifest = out / "manifest.jsonl"
     rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
@@ -311,40 +315,13 @@ def test_data_prepare_synthetic_writes_a_manifest(capsys, tmp_path: Path) -> Non
     # seeded: the same seed writes the same manifest, another seed a different one
     for seed, same in (("3", True), ("4", False)):
         other = tmp_path / f"syn-{seed}"
-        assert (
-            run_cli(
-                capsys,
-                "data",
-                "prepare",
-                "synthetic",
-                "--out",
-                str(other),
-                "--num-images",
-                "20",
-                "--size",
-                "32",
-                "--seed",
-                seed,
-            )[0]
-            == 0
-        )
+        assert run_cli(capsys, *synthetic_argv(other, 20, "--size", "32", "--seed", seed))[0] == 0
         same_text = (other / "manifest.jsonl").read_text() == manifest.read_text()
         assert same_text is same
 
 
 def test_data_prepare_synthetic_rejects_bad_sizes(capsys, tmp_path: Path) -> None:
-    code, _, err = run_cli(
-        capsys,
-        "data",
-        "prepare",
-        "synthetic",
-        "--out",
-        str(tmp_path / "s"),
-        "--num-images",
-        "5",
-        "--size",
-        "8",
-    )
+    code, _, err = run_cli(capsys, *synthetic_argv(tmp_path / "s", 5, "--size", "8"))
     assert_one_line_error(code, err, "size")
 
 
@@ -384,20 +361,8 @@ def test_encode_images_and_texts(capsys, tmp_path, run_dir, dataset, loaded) -> 
     image = sorted((dataset / "images").iterdir())[0]
     out = tmp_path / "sub" / "emb.npz"
     texts = REPORTS[:2]
-    code, stdout, err = run_cli(
-        capsys,
-        "encode",
-        "--model",
-        str(run_dir),
-        "--images",
-        str(image),
-        "--texts",
-        *texts,
-        "--out",
-        str(out),
-        "--device",
-        "cpu",
-    )
+    inputs = ["--images", str(image), "--texts", *texts]
+    code, stdout, err = run_cli(capsys, *encode_argv(run_dir, out, *inputs))
     assert code == 0, err
     assert str(out) in stdout
     with np.load(out) as data:
@@ -414,18 +379,7 @@ def test_encode_images_and_texts(capsys, tmp_path, run_dir, dataset, loaded) -> 
 
 def test_encode_one_array_to_npy(capsys, tmp_path, run_dir, loaded) -> None:
     out = tmp_path / "txt.npy"
-    code, _, err = run_cli(
-        capsys,
-        "encode",
-        "--model",
-        str(run_dir / "model"),
-        "--texts",
-        REPORTS[2],
-        "--out",
-        str(out),
-        "--device",
-        "cpu",
-    )
+    code, _, err = run_cli(capsys, *encode_argv(run_dir / "model", out, "--texts", REPORTS[2]))
     assert code == 0, err
     arr = np.load(out)
     with torch.no_grad():
@@ -434,22 +388,8 @@ def test_encode_one_array_to_npy(capsys, tmp_path, run_dir, loaded) -> None:
 
 def test_encode_a_dataset(capsys, tmp_path, run_dir, dataset) -> None:
     out = tmp_path / "all.npz"
-    code, _, err = run_cli(
-        capsys,
-        "encode",
-        "--model",
-        str(run_dir),
-        "--root",
-        str(dataset),
-        "--split",
-        "all",
-        "--backend",
-        "pil",
-        "--out",
-        str(out),
-        "--device",
-        "cpu",
-    )
+    argv = evaluation_argv("encode", run_dir, dataset, out, "--backend", "pil")
+    code, _, err = run_cli(capsys, *argv)
     assert code == 0, err
     rows = (dataset / "manifest.jsonl").read_text().splitlines()
     with np.load(out) as data:
@@ -514,41 +454,17 @@ def _png(directory: Path) -> Path:
 def test_wrong_dataset_path_for_an_evaluation(capsys, tmp_path, run_dir) -> None:
     missing = tmp_path / "no-data"
     for command in ("zeroshot", "retrieval"):
-        code, _, err = run_cli(
-            capsys,
-            command,
-            "--model",
-            str(run_dir),
-            "--root",
-            str(missing),
-            "--out",
-            str(tmp_path / "res"),
-            "--device",
-            "cpu",
-        )
+        argv = evaluation_argv(command, run_dir, missing, tmp_path / "res")
+        code, _, err = run_cli(capsys, *argv)
         assert code == 2 and "Traceback" not in err
         (line,) = error_lines(err)
         assert str(missing) in line
 
 
 def test_unknown_finding(capsys, tmp_path, run_dir, dataset) -> None:
-    code, _, err = run_cli(
-        capsys,
-        "zeroshot",
-        "--model",
-        str(run_dir),
-        "--root",
-        str(dataset),
-        "--split",
-        "all",
-        "--findings",
-        "Cardiomegaly",
-        "Nosuchfinding",
-        "--out",
-        str(tmp_path / "res"),
-        "--device",
-        "cpu",
-    )
+    findings = ["--findings", "Cardiomegaly", "Nosuchfinding"]
+    argv = evaluation_argv("zeroshot", run_dir, dataset, tmp_path / "res", *findings)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 2 and "Traceback" not in err
     (line,) = error_lines(err)
     assert "'Nosuchfinding'" in line and "'Cardiomegaly'" not in line
@@ -557,24 +473,8 @@ def test_unknown_finding(capsys, tmp_path, run_dir, dataset) -> None:
 
 def test_zeroshot_end_to_end(capsys, tmp_path, run_dir, dataset) -> None:
     out = tmp_path / "zs"
-    code, stdout, err = run_cli(
-        capsys,
-        "zeroshot",
-        "--model",
-        str(run_dir),
-        "--root",
-        str(dataset),
-        "--split",
-        "all",
-        "--bootstrap",
-        "10",
-        "--backend",
-        "pil",
-        "--out",
-        str(out),
-        "--device",
-        "cpu",
-    )
+    extra = ["--bootstrap", "10", "--backend", "pil"]
+    code, stdout, err = run_cli(capsys, *evaluation_argv("zeroshot", run_dir, dataset, out, *extra))
     assert code == 0, err
     results = json.loads((out / "results.json").read_text())
     zs = results["zero_shot"]
@@ -648,10 +548,8 @@ def test_encode_refuses_images_and_a_dataset_together(capsys, tmp_path, run_dir,
 
 def test_zeroshot_multiclass_writes_json_markdown_and_roc(capsys, tmp_path, run_dir, dataset):
     out = tmp_path / "zs-mc"
-    args = ["zeroshot", "--model", str(run_dir), "--root", str(dataset), "--split", "all",
-            "--mode", "multiclass", "--bootstrap", "10", "--backend", "pil", "--out", str(out),
-            "--device", "cpu"]  # fmt: skip
-    code, _, err = run_cli(capsys, *args)
+    extra = ["--mode", "multiclass", "--bootstrap", "10", "--backend", "pil"]
+    code, _, err = run_cli(capsys, *evaluation_argv("zeroshot", run_dir, dataset, out, *extra))
     assert code == 0, err
     zs = json.loads((out / "results.json").read_text())["zero_shot"]
     assert zs["mode"] == "multiclass" and 0.0 <= zs["multiclass_accuracy"] <= 1.0
@@ -664,23 +562,9 @@ def test_no_finding_is_a_zero_shot_and_probe_target(capsys, tmp_path, run_dir, d
     """`No Finding` (normal vs abnormal) needs no finding phrases; the probe needs none at all."""
     for command in ("zeroshot", "probe"):
         out = tmp_path / command
-        code, _, err = run_cli(
-            capsys,
-            command,
-            "--model",
-            str(run_dir),
-            "--root",
-            str(dataset),
-            "--split",
-            "all",
-            *(["--train-split", "all"] if command == "probe" else []),
-            "--findings",
-            "No Finding",
-            "--out",
-            str(out),
-            "--device",
-            "cpu",
-        )
+        extra = ["--train-split", "all"] if command == "probe" else []
+        extra += ["--findings", "No Finding"]
+        code, _, err = run_cli(capsys, *evaluation_argv(command, run_dir, dataset, out, *extra))
         assert code == 0, err
         results = json.loads((out / "results.json").read_text())
         if command == "zeroshot":
@@ -700,52 +584,20 @@ def test_the_probe_accepts_a_label_without_prompt_phrases(capsys, tmp_path, run_
     for i, row in enumerate(rows):
         row.setdefault("labels", {})["Rare Thing"] = i % 2
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    base = ["--model", str(run_dir), "--root", str(root), "--split", "all", "--device", "cpu"]
-    code, _, err = run_cli(
-        capsys,
-        "probe",
-        *base,
-        "--train-split",
-        "all",
-        "--findings",
-        "Rare Thing",
-        "--out",
-        str(tmp_path / "probe"),
-    )
+    rare = ["--findings", "Rare Thing"]
+    probe = evaluation_argv("probe", run_dir, root, tmp_path / "probe", "--train-split", "all")
+    code, _, err = run_cli(capsys, *probe, *rare)
     assert code == 0, err
-    code, _, err = run_cli(
-        capsys, "zeroshot", *base, "--findings", "Rare Thing", "--out", str(tmp_path / "zs")
-    )
+    zeroshot = evaluation_argv("zeroshot", run_dir, root, tmp_path / "zs")
+    code, _, err = run_cli(capsys, *zeroshot, *rare)
     assert code == 2 and "zero-shot needs them" in err
 
 
 def test_probe_with_baselines_puts_them_in_the_same_table(capsys, tmp_path, run_dir, dataset):
     out = tmp_path / "probe"
-    code, _, err = run_cli(
-        capsys,
-        "probe",
-        "--model",
-        str(run_dir),
-        "--root",
-        str(dataset),
-        "--split",
-        "all",
-        "--train-split",
-        "all",
-        "--findings",
-        "No Finding",
-        "--fractions",
-        "1",
-        "--seeds",
-        "0",
-        "--baselines",
-        "random-init",
-        "pixel-pca",
-        "--out",
-        str(out),
-        "--device",
-        "cpu",
-    )
+    extra = ["--train-split", "all", "--findings", "No Finding", "--fractions", "1", "--seeds", "0"]
+    extra += ["--baselines", "random-init", "pixel-pca"]
+    code, _, err = run_cli(capsys, *evaluation_argv("probe", run_dir, dataset, out, *extra))
     assert code == 0, err
     results = json.loads((out / "results.json").read_text())
     assert set(results["linear_probe_baselines"]) == {"random-init", "pixel-pca"}
