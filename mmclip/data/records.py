@@ -290,11 +290,12 @@ def check_error_policy(value: object, where: str = "on_error") -> None:
 class SkipCounter:
     """Counts samples skipped for bad data (``on_error="skip"``), per reason, and reports them.
 
-    Nothing is dropped without a word: each skip is logged as it happens, naming its file and
-    reason (at WARNING for the first ``max_warnings`` of each reason in a run, then at DEBUG,
-    with one line saying so); :meth:`report` logs the totals of the current epoch (the loaders
-    call it at the end of each epoch) and :meth:`report_run` the totals of the whole run (the
-    trainer calls it when the run ends, usually inside an epoch).
+    Nothing is dropped without a word, and skipping that was asked for is not noisy: each skip
+    is logged at DEBUG level as it happens (``-v`` shows them), naming its file and reason;
+    :meth:`report` logs one WARNING line with the totals of the current epoch per reason and a
+    few examples (the loaders call it at the end of each epoch, the adapters after reading)
+    and :meth:`report_run` the totals of the whole run (the trainer calls it when the run
+    ends, usually inside an epoch).
 
     Attributes:
         counts: skips of the current epoch, by reason (``"missing image file"``,
@@ -304,12 +305,11 @@ class SkipCounter:
         examples: the first ``max_examples`` skipped samples of the epoch (file and reason).
     """
 
-    def __init__(self, max_examples: int = 20, max_warnings: int = 20) -> None:
+    def __init__(self, max_examples: int = 20) -> None:
         self.counts: Counter[str] = Counter()
         self.run_counts: Counter[str] = Counter()
         self.examples: list[str] = []
         self.max_examples = max_examples
-        self.max_warnings = max_warnings
 
     def add(self, reason: str, detail: str) -> None:
         """Record one skipped sample; ``reason`` is a short key, ``detail`` names the file."""
@@ -317,18 +317,7 @@ class SkipCounter:
         self.run_counts[reason] += 1
         if len(self.examples) < self.max_examples:
             self.examples.append(f"{detail} ({reason})")
-        seen = self.run_counts[reason]
-        if seen <= self.max_warnings:  # as it happens; then only the totals
-            logger.warning("skipped a sample (%s): %s", reason, detail)
-            if seen == self.max_warnings:
-                logger.warning(
-                    "%d samples skipped for %r: further ones are logged at DEBUG level and "
-                    "counted in the epoch and end-of-run totals",
-                    seen,
-                    reason,
-                )
-        else:
-            logger.debug("skipped a sample (%s): %s", reason, detail)
+        logger.debug("skipped a sample (%s): %s", reason, detail)
 
     @property
     def total(self) -> int:
@@ -352,13 +341,15 @@ class SkipCounter:
             )
 
     def report_run(self, context: str = "") -> None:
-        """Log the run's totals per reason at WARNING level (nothing when none was skipped)."""
+        """Log the run's totals per reason at WARNING level, with examples of the current
+        epoch's (nothing when none was skipped)."""
         if self.run_total:
             logger.warning(
-                "%sskipped %d bad samples in this run %s",
+                "%sskipped %d bad samples in this run %s%s",
                 f"{context}: " if context else "",
                 self.run_total,
                 dict(self.run_counts),
+                f"; e.g. {'; '.join(self.examples[:5])}" if self.examples else "",
             )
 
     def state_dict(self) -> dict[str, Any]:

@@ -228,8 +228,9 @@ class Trainer:
             skips = getattr(getattr(self.loader, "builder", None), "skips", None)
         if skips is not None:
             context = f"rank {self.info.rank}, end of run at step {self.step}"
-            skips.report(context)
-            skips.report_run(context)
+            if skips.counts != skips.run_counts:  # earlier epochs: this one's totals apart
+                skips.report(context)
+            skips.report_run(context)  # one line when the run did not finish an epoch
 
     def _find_resume(self, resume: bool | str | Path | None) -> Path | None:
         if resume is None or resume is False:

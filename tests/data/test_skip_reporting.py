@@ -1,5 +1,6 @@
-"""Skipped samples (``on_error="skip"``) are reported as they happen, per reason, and totalled
-per reason at the end of every epoch and of the run, even when the run ends inside an epoch."""
+"""Skipped samples (``on_error="skip"``) are logged at DEBUG as they happen, and totalled per
+reason in one WARNING line at the end of every epoch and of the run, even when the run ends
+inside an epoch."""
 
 from __future__ import annotations
 
@@ -53,29 +54,34 @@ def test_a_run_that_ends_inside_an_epoch_reports_its_skips(
     from mmclip.train.trainer import Trainer
 
     loader = _loader(_records(tmp_path, synth_records), tokenizer)
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.DEBUG, logger="mmclip.data.records"):
         next(iter(loader))  # one step of two: the epoch's own report never comes
-        assert "skipped a sample (undecodable image): " in caplog.text  # as it happens
-        assert "bad.jpg" in caplog.text
+        (line,) = [r for r in caplog.records if "skipped a sample" in r.getMessage()]
+        assert line.levelno == logging.DEBUG and "bad.jpg" in line.getMessage()  # as it happens
         caplog.clear()
         trainer = SimpleNamespace(loader=loader, info=SimpleNamespace(rank=0), step=1)
         Trainer._report_skips(trainer)  # type: ignore[arg-type]
-    assert "rank 0, end of run at step 1: skipped 1 bad samples in this run" in caplog.text
-    assert "{'undecodable image': 1}" in caplog.text
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "rank 0, end of run at step 1: skipped 1 bad samples in this run" in line
+    assert "{'undecodable image': 1}" in line and "bad.jpg" in line  # with an example
 
 
-def test_warnings_are_rate_limited_per_reason_and_say_so(
+def test_skips_asked_for_give_one_summary_line_not_one_warning_each(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    skips = SkipCounter(max_warnings=3)
-    with caplog.at_level(logging.WARNING):
-        for i in range(5):
+    skips = SkipCounter()
+    with caplog.at_level(logging.DEBUG, logger="mmclip.data.records"):
+        for i in range(25):
             skips.add("missing image file", f"f{i}.png: No such file")
         skips.add("undecodable image", "g.png: cannot decode")
-    warned = [r.getMessage() for r in caplog.records if "skipped a sample" in r.getMessage()]
-    assert len(warned) == 4 and "f3.png" not in caplog.text
-    assert "further ones are logged at DEBUG level" in caplog.text
-    assert skips.counts == {"missing image file": 5, "undecodable image": 1}
+        skips.report("data.jsonl")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1  # before: 20 "skipped a sample" warnings, then a notice
+    assert warnings[0].startswith("data.jsonl: skipped 26 bad samples")
+    assert "'missing image file': 25" in warnings[0] and "f0.png" in warnings[0]
+    debug = [r for r in caplog.records if "skipped a sample" in r.getMessage()]
+    assert len(debug) == 26 and all(r.levelno == logging.DEBUG for r in debug)
+    assert skips.counts == {"missing image file": 25, "undecodable image": 1}
 
 
 def test_run_totals_survive_reset_and_checkpoints() -> None:
