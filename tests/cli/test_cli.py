@@ -142,7 +142,9 @@ def test_version(capsys) -> None:
 def test_models_lists_the_registry(capsys) -> None:
     code, out, _ = run_cli(capsys, "models")
     assert code == 0
-    lines = out.strip().splitlines()
+    configs, trained = out.strip().split("\n\n")  # then the locally registered models
+    assert trained.startswith("trained models in ")
+    lines = configs.splitlines()
     names = [line.split()[0] for line in lines]
     assert names == list_models()
     assert {"mmclip-tiny", "mmclip-small", "mmclip-base"} <= set(names)
@@ -617,15 +619,11 @@ def test_data_prepare_synthetic_refuses_a_folder_with_files_unless_forced(capsys
     out = tmp_path / "synthetic"
     out.mkdir()
     (out / "keep.txt").write_text("mine", encoding="utf-8")
-    code, _, err = run_cli(
-        capsys, "data", "prepare", "synthetic", "--out", str(out), "--num-images", "4"
-    )
+    code, _, err = run_cli(capsys, *synthetic_argv(out, 4))
     assert_one_line_error(code, err, f"{out} already exists; pass --overwrite")
     assert (out / "keep.txt").read_text(encoding="utf-8") == "mine"
     for flag in ("--overwrite", "--force"):  # --force: the older name, kept
-        code, _, err = run_cli(
-            capsys, "data", "prepare", "synthetic", "--out", str(out), "--num-images", "4", flag
-        )
+        code, _, err = run_cli(capsys, *synthetic_argv(out, 4, flag))
         assert code == 0, err
 
 
@@ -646,17 +644,15 @@ def test_evaluations_refuse_to_replace_results(capsys, tmp_path, run_dir, datase
     out = tmp_path / "res"
     out.mkdir()
     (out / "results.json").write_text("{}", encoding="utf-8")
-    argv = [command, "--model", str(run_dir), "--root", str(dataset), "--split", "all"]
-    argv += ["--out", str(out), "--device", "cpu"]
-    code, _, err = run_cli(capsys, *argv)
+    code, _, err = run_cli(capsys, *evaluation_argv(command, run_dir, dataset, out))
     assert_one_line_error(code, err, f"{out / 'results.json'} already exists", "--overwrite")
     assert (out / "results.json").read_text(encoding="utf-8") == "{}"
 
 
 def test_zeroshot_replaces_results_with_overwrite(capsys, tmp_path, run_dir, dataset) -> None:
     out = tmp_path / "res"
-    argv = ["zeroshot", "--model", str(run_dir), "--root", str(dataset), "--split", "all"]
-    argv += ["--bootstrap", "5", "--backend", "pil", "--out", str(out), "--device", "cpu"]
+    pil = ["--bootstrap", "5", "--backend", "pil"]
+    argv = evaluation_argv("zeroshot", run_dir, dataset, out, *pil)
     assert run_cli(capsys, *argv)[0] == 0
     code, _, err = run_cli(capsys, *argv)
     assert_one_line_error(code, err, str(out / "results.json"), "--overwrite")
@@ -667,11 +663,11 @@ def test_zeroshot_replaces_results_with_overwrite(capsys, tmp_path, run_dir, dat
 def test_encode_refuses_to_replace_its_output(capsys, tmp_path, run_dir) -> None:
     out = tmp_path / "t.npy"
     out.write_bytes(b"mine")
-    argv = ["encode", "--model", str(run_dir), "--texts", "a", "--out", str(out)]
+    argv = encode_argv(run_dir, out, "--texts", "a")
     code, _, err = run_cli(capsys, *argv)
     assert_one_line_error(code, err, f"{out} already exists; pass --overwrite")
     assert out.read_bytes() == b"mine"
-    code, _, err = run_cli(capsys, *argv, "--overwrite", "--device", "cpu")
+    code, _, err = run_cli(capsys, *argv, "--overwrite")
     assert code == 0, err
     assert np.load(out).shape[0] == 1
 
