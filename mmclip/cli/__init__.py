@@ -1,10 +1,10 @@
 """The ``mmclip`` command line: demo, pre-training, evaluation, encoding and data preparation.
 
 One module per command (or group) parses its arguments and calls library functions:
-``demo``, ``pretrain``, ``evaluate`` (zeroshot / probe / finetune / retrieval), ``encode``,
-``data``, ``models``; ``_common`` holds what they share. Every command prints a clear
-one-line ``mmclip: error: …`` (exit code 2) for a wrong path, a bad config key or an unknown
-model; ``--debug`` shows the traceback instead.
+``demo``, ``pretrain``, ``evaluate`` (zeroshot / probe / finetune / retrieval), ``localize``
+(JSRT nodules), ``encode``, ``data``, ``models``; ``_common`` holds what they share. Every
+command prints a clear one-line ``mmclip: error: …`` (exit code 2) for a wrong path, a bad
+config key or an unknown model; ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import data, demo, encode, evaluate, models, pretrain
+from . import data, demo, encode, evaluate, localize, models, pretrain
 from ._common import EPILOG_MAIN, PROG, CLIError, _common, _setup_logging
 
 __all__ = ["build_parser", "main"]
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(parser)
     sub = parser.add_subparsers(dest="command", metavar="<command>")
 
-    for command in (demo, pretrain, evaluate, encode, data, models):
+    for command in (demo, pretrain, evaluate, localize, encode, data, models):
         command.add_parser(sub)
     return parser
 

@@ -26,10 +26,12 @@ __all__ = [
     "MEASURES",
     "GuidedMasks",
     "LesionOverlap",
+    "guidance_maps",
     "guided_masks",
     "lesion_overlap",
     "lesion_patches",
     "load_lesion_masks",
+    "mask_hit_rate",
 ]
 
 
@@ -54,6 +56,56 @@ class GuidedMasks:
 
 
 @torch.no_grad()
+def guidance_maps(model: Any, images: Tensor, texts: Sequence[str], batch_size: int = 32) -> Tensor:
+    """The attention each patch receives from its text, as AttMIM's guidance reads it.
+
+    The texts go through the model's tokenizer with their entity and focus spans (present /
+    uncertain findings and their laterality / anatomy words weigh more, see
+    :func:`~mmclip.models.guidance_token_weights`).
+
+    Args:
+        model: an :class:`~mmclip.models.MMCLIPModel` with a tokenizer.
+        images (Tensor[B, C, S, S]): evaluation-transformed images.
+        texts: the B texts (reports, finding texts or prompts).
+        batch_size: pairs per forward pass.
+
+    Returns:
+        Tensor[B, P] float32 on the CPU, rows summing to 1.
+    """
+    from mmclip.data import RadiologyTextEncoder
+    from mmclip.models import guidance_token_weights
+
+    if images.shape[0] != len(texts):
+        raise ValueError(f"{images.shape[0]} images but {len(texts)} texts")
+    model.eval()
+    device = next(model.parameters()).device
+    cfg = model.config
+    encoder = RadiologyTextEncoder(model.tokenizer, cfg.text.max_length)
+
+    def on_device(t: Tensor | None) -> Tensor | None:
+        return None if t is None else t.to(device)
+
+    parts = []
+    for start in range(0, len(texts), max(1, batch_size)):
+        tok = encoder(list(texts[start : start + batch_size]))
+        ids, attn = tok.input_ids.to(device), tok.attention_mask.to(device)
+        weight = guidance_token_weights(
+            cfg.attmim,
+            attn,
+            tok.special_tokens_mask.to(device),
+            tok.span_offsets.to(device),
+            tok.spans.to(device),
+            on_device(tok.focus_offsets),
+            on_device(tok.focus_spans),
+        )
+        chunk = images[start : start + batch_size].to(device)
+        parts.append(model.guidance_scores(chunk, ids, attn, weight).float().cpu())
+    if not parts:
+        return torch.zeros(0, model.visual.grid_size**2)
+    return torch.cat(parts)
+
+
+@torch.no_grad()
 def guided_masks(
     model: Any,
     images: Tensor,
@@ -71,33 +123,14 @@ def guided_masks(
             uniform masks).
         seed: seeds the Gumbel noise of both masks.
     """
-    from mmclip.data import RadiologyTextEncoder
-    from mmclip.models import guidance_token_weights
     from mmclip.models.attmim import dilate_scores
     from mmclip.ops import attention_guided_mask
 
     if images.shape[0] != len(texts):
         raise ValueError(f"{images.shape[0]} images but {len(texts)} texts")
-    model.eval()
-    device = next(model.parameters()).device
     cfg = model.config
-    encoder = RadiologyTextEncoder(model.tokenizer, cfg.text.max_length)
-    tok = encoder(list(texts))
-    ids, attn = tok.input_ids.to(device), tok.attention_mask.to(device)
-
-    def on_device(t: Tensor | None) -> Tensor | None:
-        return None if t is None else t.to(device)
-
-    weight = guidance_token_weights(
-        cfg.attmim,
-        attn,
-        tok.special_tokens_mask.to(device),
-        tok.span_offsets.to(device),
-        tok.spans.to(device),
-        on_device(tok.focus_offsets),
-        on_device(tok.focus_spans),
-    )
-    scores = model.guidance_scores(images.to(device), ids, attn, weight)
+    scores = guidance_maps(model, images, texts, batch_size=max(1, len(texts)))
+    device = scores.device
     tau = float(cfg.attmim.tau_final if tau is None else tau)
     ratio = cfg.attmim.mask_ratio
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -129,6 +162,70 @@ def lesion_patches(masks: NDArray[np.bool_], grid: int, min_fraction: float = 0.
     return (share >= min_fraction).flatten(1)
 
 
+@torch.no_grad()
+def mask_hit_rate(
+    scores: Tensor,
+    lesions: Tensor,
+    mask_ratio: float,
+    tau: float,
+    n_draws: int = 100,
+    seed: int = 0,
+    grid: int | None = None,
+    dilation: int = 1,
+) -> Tensor:
+    """Lesion-hit of masks drawn from ``scores``, averaged over ``n_draws`` draws.
+
+    Each draw is AttMIM's mask: Gumbel-top-k (:func:`~mmclip.ops.attention_guided_mask`) at
+    ``mask_ratio`` and ``tau`` on the row-normalised scores, dilated first
+    (:func:`~mmclip.models.attmim.dilate_scores`, ``dilation`` > 1 and finite ``tau``) as in
+    training. A floor of 1e-12 is added to the normalised scores so that patches with zero
+    score are drawn at random among themselves (not in index order) when the ratio needs
+    them. The noise comes from one generator seeded with ``seed``: maps of the same shape
+    get the same noise (common random numbers), a uniform map gives uniform masks.
+
+    Args:
+        scores (Tensor[B, P]): non-negative patch scores (any scale; rows are normalised).
+        lesions (Tensor[B, P] bool): lesion patches.
+        mask_ratio, tau: the masking ratio and temperature.
+        n_draws: masks drawn per image (at least 1).
+        seed: seeds the noise.
+        grid: patches per side (needed for ``dilation`` > 1).
+        dilation: odd neighbourhood size of the dilation (1 = none).
+
+    Returns:
+        Tensor[B] float64: mean share of the lesion patches masked; NaN for an image without
+        lesion patches.
+    """
+    from mmclip.models.attmim import dilate_scores
+    from mmclip.ops import attention_guided_mask
+
+    if scores.shape != lesions.shape:
+        raise ValueError(f"scores {tuple(scores.shape)} vs lesions {tuple(lesions.shape)}")
+    if n_draws < 1:
+        raise ValueError(f"n_draws must be >= 1; got {n_draws}")
+    batch, patches = scores.shape
+    sampling = scores.detach().double().cpu().clamp_min(0.0)
+    sampling = sampling / sampling.sum(dim=1, keepdim=True).clamp_min(1e-300)
+    if dilation > 1 and not math.isinf(tau):
+        if grid is None:
+            raise ValueError("mask_hit_rate needs grid for dilation > 1")
+        sampling = dilate_scores(sampling.float(), grid, dilation).double()
+    sampling = (sampling + 1e-12).float()
+    les = lesions.cpu().float()
+    count = les.sum(dim=1)
+    generator = torch.Generator().manual_seed(seed)
+    hits = torch.zeros(batch, dtype=torch.float64)
+    per_chunk = max(1, 4_000_000 // max(1, batch * patches))
+    done = 0
+    while done < n_draws:
+        k = min(per_chunk, n_draws - done)
+        _, _, mask = attention_guided_mask(sampling.repeat(k, 1), mask_ratio, tau, generator)
+        covered = (mask.view(k, batch, patches).float() * les).sum(dim=2)
+        hits += covered.double().sum(dim=0)
+        done += k
+    return hits / n_draws / count.double()
+
+
 MEASURES: tuple[str, ...] = ("guided", "random", "concentration", "pointing_game")
 """The lesion measures that get bootstrap intervals."""
 
@@ -139,7 +236,9 @@ class LesionOverlap:
 
     Attributes:
         guided, random: mean over images of (masked lesion patches / lesion patches) for the
-            attention-guided mask and a uniform mask of the same ratio ("lesion-hit").
+            attention-guided mask and a uniform mask of the same ratio ("lesion-hit"; the
+            uniform one averaged over ``n_random_draws`` draws when :func:`lesion_overlap`
+            is given them).
         guidance_on_lesions: mean share of the guidance score that falls on lesion patches.
         lesion_area: mean share of patches that are lesion (the value of a uniform guidance).
         n_images: images with lesions.
@@ -172,7 +271,9 @@ class LesionOverlap:
         return out
 
 
-def _measure_images(masks: GuidedMasks, lesions: Tensor) -> dict[str, NDArray[np.float64]]:
+def _measure_images(
+    masks: GuidedMasks, lesions: Tensor, n_random_draws: int = 0, seed: int = 0
+) -> dict[str, NDArray[np.float64]]:
     """Per-image quantities of the images with lesions (arrays [N])."""
     has = lesions.any(dim=1)
     les = lesions[has].float()
@@ -183,9 +284,15 @@ def _measure_images(masks: GuidedMasks, lesions: Tensor) -> dict[str, NDArray[np
     def cover(mask: Tensor) -> Tensor:
         return (mask[has].float() * les).sum(dim=1) / count
 
+    random = cover(masks.random).double()
+    if n_random_draws > 0 and bool(has.any()):
+        ratio = float(masks.guided[0].sum()) / masks.guided.shape[1]
+        random = mask_hit_rate(
+            torch.ones_like(scores), lesions[has], ratio, math.inf, n_random_draws, seed
+        )
     return {
         "guided": cover(masks.guided).double().numpy(),
-        "random": cover(masks.random).double().numpy(),
+        "random": random.numpy(),
         "on_lesions": (scores * les).sum(dim=1).double().numpy(),
         "area": les.mean(dim=1).double().numpy(),
         "point": les.gather(1, top[:, None])[:, 0].double().numpy(),
@@ -233,6 +340,7 @@ def lesion_overlap(
     groups: Sequence[str | None] | None = None,
     n_resamples: int = 1000,
     seed: int = 0,
+    n_random_draws: int = 0,
 ) -> LesionOverlap:
     """Lesion measures of the guidance and the masks (see :class:`LesionOverlap`).
 
@@ -242,13 +350,16 @@ def lesion_overlap(
         groups: a group name per image (e.g. its only finding; None = in no group) for
             ``per_finding``.
         n_resamples: bootstrap resamples of the intervals (0 = none).
-        seed: seeds the bootstrap.
+        seed: seeds the bootstrap and the uniform draws.
+        n_random_draws: when > 0, the uniform mask's lesion-hit is the mean over this many
+            uniform masks of the guided mask's ratio (:func:`mask_hit_rate`), not the one
+            ``masks.random`` draw.
     """
     if lesions.shape != masks.guided.shape:
         raise ValueError(f"lesions {tuple(lesions.shape)} vs masks {tuple(masks.guided.shape)}")
     if groups is not None and len(groups) != lesions.shape[0]:
         raise ValueError(f"{len(groups)} groups for {lesions.shape[0]} images")
-    parts = _measure_images(masks, lesions)
+    parts = _measure_images(masks, lesions, n_random_draws, seed)
     overall = _overlap(parts, n_resamples, seed)
     if groups is not None:
         has = lesions.any(dim=1).numpy()

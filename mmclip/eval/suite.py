@@ -121,9 +121,96 @@ def _finding_group(record: XrayRecord) -> str | None:
     return None
 
 
+LOCALIZATION_DRAWS = 100
+"""Masks drawn per image for the lesion-hit of the uniform mask and of the baselines."""
+
+_MAX_TRAIN_STATISTICS = 256
+"""Training images read for the mean image and the location prior of the baselines."""
+
+
+def _training_statistics(
+    model: Any, train: Sequence[XrayRecord], grid: int, size: int, backend: str
+) -> tuple[torch.Tensor | None, torch.Tensor | None, dict[str, str]]:
+    """The mean training image (Tensor[S, S], intensities in [0, 1]) and the location prior
+    (Tensor[P]: share of the training lesion images where each patch is a lesion patch) of
+    the first :data:`_MAX_TRAIN_STATISTICS` training images, with their notes."""
+    from .localization import image_intensity
+
+    with_images = [r for r in train if r.image_path is not None][:_MAX_TRAIN_STATISTICS]
+    notes: dict[str, str] = {}
+    mean_image = prior = None
+    if with_images:
+        v = model.config.vision
+        pixels = load_images(model, with_images, backend=backend)
+        mean_image = image_intensity(pixels, v.image_mean, v.image_std).mean(dim=0)
+        notes["image-minus-mean"] = (
+            f"per patch, mean |image − mean of {len(with_images)} training images| "
+            "(intensities in [0, 1])"
+        )
+    paths = [r.meta.get("mask") for r in with_images]
+    lesion_paths = [p for p in paths if p is not None]
+    if lesion_paths:
+        train_lesions = lesion_patches(load_lesion_masks(lesion_paths, size), grid)
+        train_lesions = train_lesions[train_lesions.any(dim=1)]
+        if train_lesions.shape[0]:
+            prior = train_lesions.double().mean(dim=0).float()
+            notes["location-prior"] = (
+                f"per patch, the share of {train_lesions.shape[0]} training lesion images "
+                "where it is a lesion patch"
+            )
+    return mean_image, prior, notes
+
+
+def _baseline_lesion_section(
+    model: Any,
+    train: Sequence[XrayRecord],
+    images: torch.Tensor,
+    scores: torch.Tensor,
+    lesions: torch.Tensor,
+    tau: float,
+    options: SuiteOptions,
+    results: dict[str, Any],
+    sections: dict[str, str],
+) -> None:
+    """The guidance's lesion measures beside the text-free baselines (uniform,
+    image-minus-mean, brightest, location-prior), all measured the same way."""
+    from .localization import baseline_maps, compare_maps, image_intensity
+
+    cfg = model.config
+    grid = int(model.visual.grid_size)
+    mean_image, prior, notes = _training_statistics(
+        model, train, grid, images.shape[-1], options.backend
+    )
+    intensity = image_intensity(images, cfg.vision.image_mean, cfg.vision.image_std)
+    maps = {"model": scores, **baseline_maps(intensity, grid, mean_image, prior)}
+    notes["model"] = "the model's text → patch guidance with each image's report"
+    result = compare_maps(
+        maps,
+        lesions,
+        mask_ratio=cfg.attmim.mask_ratio,
+        tau=tau,
+        grid=grid,
+        mask_dilation=cfg.attmim.mask_dilation,
+        n_draws=LOCALIZATION_DRAWS,
+        n_resamples=options.n_resamples,
+        seed=options.seed,
+        notes=notes,
+    )
+    results["attmim_localization_baselines"] = result.to_dict()
+    missing = [b for b in ("image-minus-mean", "location-prior") if b not in maps]
+    sections["AttMIM guidance vs text-free baselines"] = (
+        "The same measures for maps that read no text (`mmclip.eval.localization`); every "
+        "row's lesion-hit is the mean over "
+        f"{LOCALIZATION_DRAWS} masks per image drawn as AttMIM draws them.\n\n"
+        + result.markdown()
+        + (f"\n\nNot computed (no training images / lesion masks): {missing}." if missing else "")
+    )
+
+
 @torch.no_grad()
 def _mask_section(
     model: Any,
+    train: Sequence[XrayRecord],
     test: Sequence[XrayRecord],
     test_images: torch.Tensor,
     out_dir: Path,
@@ -145,17 +232,32 @@ def _mask_section(
     if all(p is not None for p in lesion_paths):
         lesions = load_lesion_masks(lesion_paths, size)
         groups = [_finding_group(test[i]) for i in paired]
+        lesion_grid = lesion_patches(lesions, masks.grid)
         overlap = lesion_overlap(
             masks,
-            lesion_patches(lesions, masks.grid),
+            lesion_grid,
             groups,
             n_resamples=options.n_resamples,
             seed=options.seed,
+            n_random_draws=LOCALIZATION_DRAWS,
         )
         results["attmim_lesion_overlap"] = overlap.to_dict()
         sections["AttMIM masks vs lesions"] = (
             lesion_table(overlap)
-            + f"\n\nMasking temperature τ = {masks.tau:g} (the model's final AttMIM τ)."
+            + f"\n\nMasking temperature τ = {masks.tau:g} (the model's final AttMIM τ). The "
+            f"guided mask is one draw per image; the uniform mask's lesion-hit is the mean of "
+            f"{LOCALIZATION_DRAWS} draws."
+        )
+        _baseline_lesion_section(
+            model,
+            train,
+            test_images[paired],
+            masks.scores,
+            lesion_grid,
+            masks.tau,
+            options,
+            results,
+            sections,
         )
     files["attmim_masks"] = plot_attmim_masks(
         test_images[[paired[i] for i in show]],
@@ -310,7 +412,7 @@ def run_suite(
         results["retrieval"] = ret.to_dict()
         sections["Image–text retrieval"] = retrieval_table(ret)
     if options.masks:
-        _mask_section(model, test, test_images, out_dir, options, results, files, sections)
+        _mask_section(model, train, test, test_images, out_dir, options, results, files, sections)
     results["seconds"] = round(time.perf_counter() - t0, 1)
     files["json"] = write_json(results, out_dir / "results.json")
     markdown_path = write_markdown(sections, out_dir / "results.md", title)
