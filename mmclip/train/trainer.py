@@ -24,6 +24,8 @@ import logging
 import math
 import random
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -61,6 +63,42 @@ __all__ = ["TrainResult", "Trainer", "build_optimizer", "seed_everything"]
 logger = logging.getLogger(__name__)
 
 TERMS = LOSS_TERMS
+
+
+RUN_ENTRIES = ("checkpoints", "model", "tokenizer", "tensorboard", "metrics.jsonl", "config.yaml")
+"""What a run writes into its ``out_dir``: what ``overwrite=True`` removes (nothing else)."""
+
+
+class _DeferredInterrupt:
+    """Ctrl-C during :meth:`Trainer.fit`: the first one lets the current step finish (the
+    trainer then saves a checkpoint and stops), a second one stops at once.
+
+    Only in a single process and the main thread (a signal handler can be set there only);
+    under torchrun the ranks would not agree on the step to stop at, so Ctrl-C stops at once.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        logger.warning(
+            "interrupted: finishing this step, then saving a checkpoint (Ctrl-C again to stop "
+            "at once, without it)"
+        )
+
+    def __enter__(self) -> _DeferredInterrupt:
+        if self.enabled:
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def seed_everything(seed: int) -> None:
@@ -131,6 +169,11 @@ class Trainer:
         tty: force the progress display mode (default: whether stderr is a terminal).
         force_resume: resume even when the model, data, batch size, accumulation or seed
             differ from the checkpoint's run (the run then no longer replays exactly).
+        overwrite: a new run replaces a run in ``out_dir`` (its :data:`RUN_ENTRIES` are
+            deleted first) instead of refusing it.
+
+    Ctrl-C during :meth:`fit` (one process) finishes the current step, saves a checkpoint
+    and raises ``KeyboardInterrupt``; ``resume=True`` continues from it.
     """
 
     def __init__(
@@ -141,11 +184,13 @@ class Trainer:
         dist_info: DistInfo | None = None,
         tty: bool | None = None,
         force_resume: bool = False,
+        overwrite: bool = False,
     ) -> None:
         self.config = config.validate()
         self.info = dist_info or init_distributed(config.device, config.dist_timeout_s)
         info = self.info
         self.out_dir = Path(config.out_dir)
+        self._overwrite = overwrite
         per_step = info.world_size * config.grad_accum
         if config.batch_size % per_step:
             raise ConfigError(
@@ -160,6 +205,8 @@ class Trainer:
         tokenizer = self._tokenizer()
         self.model = self._build_model(tokenizer)
         self.model.to(info.device)
+        if info.is_main:
+            self._warn_unguided()
         seed_everything(config.seed + 1 + 100_003 * info.rank)  # per-rank data / mask streams
 
         vision = self.model.config.vision
@@ -232,14 +279,42 @@ class Trainer:
                 skips.report(context)
             skips.report_run(context)  # one line when the run did not finish an epoch
 
+    def _warn_unguided(self) -> None:
+        """A run that ends before AttMIM's guidance starts is never text-guided: say so."""
+        model_config = self.model.config
+        attmim = model_config.attmim
+        if (
+            model_config.loss_weights.mim != 0
+            and math.isfinite(attmim.tau_final)  # tau_final = inf: uniform masking on purpose
+            and self.config.steps <= attmim.guide_warmup_steps
+        ):
+            logger.warning(
+                "steps=%d <= attmim.guide_warmup_steps=%d: AttMIM masks uniformly for the whole "
+                "run and is never text-guided; for a guided run lower it, e.g. --set "
+                "model.overrides.attmim.guide_warmup_steps=%d",
+                self.config.steps,
+                attmim.guide_warmup_steps,
+                self.config.steps // 4,
+            )
+
     def _find_resume(self, resume: bool | str | Path | None) -> Path | None:
         if resume is None or resume is False:
             existing = latest_checkpoint(self.out_dir) if self.out_dir.is_dir() else None
-            if existing is not None:
+            if existing is not None and not self._overwrite:
                 raise CheckpointError(
                     f"{self.out_dir} already holds a run ({existing.name}); pass --resume to "
-                    "continue it or choose another output directory"
+                    "continue it, --overwrite to replace it, or choose another output directory"
                 )
+            if self._overwrite:  # every rank waits: they may see the old run or none
+                if self.info.is_main and existing is not None:
+                    logger.warning("overwrite: deleting the run in %s", self.out_dir)
+                    for name in RUN_ENTRIES:
+                        entry = self.out_dir / name
+                        if entry.is_dir() and not entry.is_symlink():
+                            shutil.rmtree(entry)
+                        elif entry.exists() or entry.is_symlink():
+                            entry.unlink()
+                barrier(self.info)
             return None
         if resume is True or resume == "latest":
             if latest_checkpoint(self.out_dir) is None:
@@ -452,18 +527,25 @@ class Trainer:
             )
         batches = self._batches()
         try:
-            while self.step < end:
-                metrics = self._train_step(self.step, batches)
-                self.step += 1
-                result.losses[self.step] = metrics["loss"]
-                metrics_log.log(self.step, metrics)
-                if not math.isfinite(metrics["loss"]):
-                    raise FloatingPointError(
-                        f"the loss is {metrics['loss']} at step {self.step}; lower optim.lr or "
-                        "check the data"
-                    )
-                if self.step % config.save_every == 0 or self.step == config.steps:
-                    self.save()
+            with _DeferredInterrupt(not info.distributed) as interrupt:
+                while self.step < end:
+                    metrics = self._train_step(self.step, batches)
+                    self.step += 1
+                    result.losses[self.step] = metrics["loss"]
+                    metrics_log.log(self.step, metrics)
+                    if not math.isfinite(metrics["loss"]):
+                        raise FloatingPointError(
+                            f"the loss is {metrics['loss']} at step {self.step}; lower "
+                            "optim.lr or check the data"
+                        )
+                    if (
+                        self.step % config.save_every == 0
+                        or self.step == config.steps
+                        or interrupt.requested
+                    ):
+                        self.save()
+                    if interrupt.requested:
+                        raise KeyboardInterrupt
         finally:
             metrics_log.close()
             self._report_skips()

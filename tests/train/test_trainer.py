@@ -279,3 +279,58 @@ def test_skipped_samples_are_reported_when_a_run_ends_inside_an_epoch(data_dir, 
     assert "skipped a sample" not in caplog.text  # skipping was asked for: no line per sample
     totals = [r for r in caplog.records if "end of run at step 2: skipped" in r.getMessage()]
     assert len(totals) == 1 and "undecodable image" in totals[0].getMessage()  # one summary
+
+
+# ---------------------------------------------------------------------- user-facing run control
+def test_overwrite_replaces_a_run_instead_of_refusing_it(data_dir, tmp_path):
+    out = tmp_path / "run"
+    Trainer(make_config(data_dir, out, "steps=2"), dist_info=single(), tty=False).fit()
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(ckpt.CheckpointError, match=f"{out} already holds a run.*--overwrite"):
+        Trainer(make_config(data_dir, out, "steps=1"), dist_info=single(), tty=False)
+    result = Trainer(
+        make_config(data_dir, out, "steps=1"), dist_info=single(), tty=False, overwrite=True
+    ).fit()
+    assert result.step == 1
+    assert [p.name for p in ckpt.step_checkpoints(out)] == ["step-000001"]  # the old run's gone
+    assert [r["step"] for r in read_metrics(out)] == [1]  # metrics not appended to the old ones
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"  # not a run's file: kept
+
+
+def test_ctrl_c_finishes_the_step_saves_a_checkpoint_and_the_run_resumes(
+    data_dir, tmp_path, monkeypatch
+):
+    import signal
+
+    config = make_config(data_dir, tmp_path / "run", "steps=6", "save_every=100")
+    trainer = Trainer(config, dist_info=single(), tty=False)
+    real_step = trainer._train_step
+
+    def step_with_ctrl_c(step, batches):
+        if step == 2:  # Ctrl-C in the middle of the third step
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(step, batches)
+
+    monkeypatch.setattr(trainer, "_train_step", step_with_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert ckpt.latest_checkpoint(tmp_path / "run").name == "step-000003"  # the step finished
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    resumed = Trainer(config, resume=True, dist_info=single(), tty=False).fit()
+    assert resumed.step == 6 and sorted(resumed.losses) == [4, 5, 6]
+
+
+def test_a_run_shorter_than_the_guidance_warm_up_says_it_is_never_guided(
+    data_dir, tmp_path, caplog
+):
+    guided = "model.overrides.attmim.guide_warmup_steps"
+    with caplog.at_level("WARNING", logger="mmclip.train.trainer"):
+        Trainer(make_config(data_dir, tmp_path / "a", "steps=2", f"{guided}=2"), dist_info=single())
+    (line,) = [r.getMessage() for r in caplog.records if "never text-guided" in r.getMessage()]
+    assert "steps=2 <= attmim.guide_warmup_steps=2" in line and guided in line
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mmclip.train.trainer"):
+        Trainer(make_config(data_dir, tmp_path / "b", "steps=3", f"{guided}=2"), dist_info=single())
+        uniform = "model.overrides.attmim.tau_final=inf"  # uniform masking asked for
+        Trainer(make_config(data_dir, tmp_path / "c", "steps=1", uniform), dist_info=single())
+    assert "never text-guided" not in caplog.text
