@@ -661,6 +661,7 @@ def evaluate_localization(
     for name, value in baseline_maps(intensity, grid, mean_image, prior).items():
         if name in baselines:
             maps[name] = value
+    wrong: list[str] | None = None
     if "wrong-text" in baselines:
         if wrong_text == "normal":
             wrong = [JSRT_NO_NODULE_TEXT] * len(nodules)
@@ -690,5 +691,6 @@ def evaluate_localization(
         n_train_nodules=len(train_nodules),
         image_size=int(cfg.vision.image_size),
         texts=list(texts),
+        wrong_texts=wrong,
     )
     return result

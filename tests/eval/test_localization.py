@@ -331,6 +331,9 @@ def test_evaluate_localization_with_a_tiny_model(jsrt_root: Path, model_dir: Pat
     assert out.methods["brightest"].pointing_game > 0.5  # the bright discs are the nodules
     assert set(out.differences) == set(LOCALIZATION_BASELINES)
     assert out.setup["texts"] == [r.meta["finding_text"] for r in test if r.meta["nodule"]]
+    sides = [r.meta["side"] for r in test if r.meta["nodule"]]
+    for side, wrong in zip(sides, out.setup["wrong_texts"], strict=True):
+        assert ("left" in wrong) == (side == "right")  # the other side's text
     json.dumps(out.to_dict())
     prompted = evaluate_localization(
         model, test, (), prompt="Lung nodule.", baselines=("uniform", "image-minus-mean"),
