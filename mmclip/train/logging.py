@@ -23,7 +23,14 @@ import torch
 
 from ..models.config import LOSS_TERMS
 
-__all__ = ["MetricsLogger", "ProgressDisplay", "estimate_step_flops", "peak_flops", "read_metrics"]
+__all__ = [
+    "ETA_AFTER_STEPS",
+    "MetricsLogger",
+    "ProgressDisplay",
+    "estimate_step_flops",
+    "peak_flops",
+    "read_metrics",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +90,16 @@ def _format_time(seconds: float) -> str:
     return f"{h:d}:{m:02d}:{s:02d}" if h else f"{m:d}:{s:02d}"
 
 
+ETA_AFTER_STEPS = 3
+"""Steps timed after the first one (which holds the warm-up: first batches, lazy set-up)
+before the progress shows an ETA: an ETA from the first step alone can be hours off."""
+
+
 class ProgressDisplay:
     """A one-line progress bar (terminal) or periodic log lines (files, CI).
+
+    The ETA is the time per step since the end of the first step, shown once
+    :data:`ETA_AFTER_STEPS` steps have been timed that way.
 
     Args:
         total: the last step.
@@ -105,12 +120,17 @@ class ProgressDisplay:
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(tty if tty is not None else getattr(self.stream, "isatty", lambda: False)())
         self.t0 = time.perf_counter()
+        self._first: tuple[int, float] | None = None  # (step, time) when the first step ended
+
+    def _mark(self, step: int) -> None:
+        if self._first is None:
+            self._first = (step, time.perf_counter())
 
     def line(self, step: int, metrics: Mapping[str, Any]) -> str:
-        """``step 12/300 | loss 3.21 | 118 pairs/s | ETA 1:02``."""
-        done = step - self.start
-        elapsed = time.perf_counter() - self.t0
-        eta = elapsed / done * (self.total - step) if done > 0 else math.inf
+        """``step 12/300 | loss 3.21 | 118 pairs/s | ETA 1:02`` (no ETA for the first steps)."""
+        self._mark(step)
+        assert self._first is not None
+        timed = step - self._first[0]
         parts = [f"step {step}/{self.total}", f"loss {metrics.get('loss', math.nan):.4f}"]
         for key in LOSS_TERMS:
             if metrics.get(key) is not None:
@@ -119,11 +139,14 @@ class ProgressDisplay:
             parts.append(f"{metrics['pairs_per_s']:.0f} pairs/s")
         if metrics.get("mfu") is not None:
             parts.append(f"MFU {100 * metrics['mfu']:.1f}%")
-        parts.append(f"ETA {_format_time(eta)}")
+        if timed >= ETA_AFTER_STEPS:
+            eta = (time.perf_counter() - self._first[1]) / timed * (self.total - step)
+            parts.append(f"ETA {_format_time(eta)}")
         return " | ".join(parts)
 
     def update(self, step: int, metrics: Mapping[str, Any]) -> None:
         """Show step ``step`` (1-based count of steps done)."""
+        self._mark(step)
         if self.tty:
             width = 24
             frac = step / max(1, self.total)
