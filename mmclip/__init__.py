@@ -3,8 +3,8 @@
 Contrastive image–text learning with attention-guided masked image modelling
 (AttMIM) and entity-masked language modelling (EntMLM), learning from paired and
 unpaired data. The operators live in :mod:`mmclip.ops`; the model blocks and the
-registry (``create_model``, ``list_models``…) of :mod:`mmclip.models` are exported
-here too, imported on first use so that ``import mmclip`` stays light.
+registry (``create_model``, ``list_models``, ``list_pretrained``…) of :mod:`mmclip.models`
+are exported here too, imported on first use so that ``import mmclip`` stays light.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ _MODEL_EXPORTS = (
     "create_model",
     "get_model_config",
     "list_models",
+    "list_pretrained",
     "register_model",
 )
 

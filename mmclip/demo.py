@@ -43,6 +43,9 @@ class DemoOptions:
         bootstrap: bootstrap resamples of the intervals.
         overrides: ``key=value`` changes of the demo's training config.
         force: replace a previous demo run in ``out``.
+        tag: register the trained model in the local model directory as
+            ``<model name>:<tag>`` (``mmclip-tiny:demo``; see :mod:`mmclip.models.home`);
+            None leaves it unregistered.
     """
 
     out: str | Path = "mmclip-demo"
@@ -54,16 +57,20 @@ class DemoOptions:
     bootstrap: int = 500
     overrides: Sequence[str] = field(default_factory=list)
     force: bool = False
+    tag: str | None = "demo"
 
 
 @dataclass
 class DemoResult:
-    """The demo's outputs: the evaluation suite, the run's seconds and where the loss plot is."""
+    """The demo's outputs: the evaluation suite, the run's seconds, where the loss plot is,
+    the trained model's directory and, when registered, its ``name:tag``."""
 
     suite: Any
     train_seconds: float
     total_seconds: float
     loss_plot: Path
+    model_dir: Path | None = None
+    registered: str | None = None
 
 
 def run_demo(options: DemoOptions) -> DemoResult:
@@ -77,6 +84,7 @@ def run_demo(options: DemoOptions) -> DemoResult:
     from mmclip.eval.plots import plot_loss_curve
     from mmclip.eval.suite import SuiteOptions, run_suite
     from mmclip.models import MMCLIPModel
+    from mmclip.models.home import check_tag, register_pretrained
     from mmclip.train import Trainer, init_distributed, load_config
     from mmclip.train.data import load_records
 
@@ -87,6 +95,8 @@ def run_demo(options: DemoOptions) -> DemoResult:
         raise ValueError("--num-images must be at least 50 (the test split is 10 % of it)")
     if (run_dir / "checkpoints").exists() and not options.force:
         raise ValueError(f"{run_dir} already holds a demo run; pass --force or another --out")
+    if options.tag is not None:
+        check_tag(options.tag)  # before training, not after
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError("`mmclip demo` runs in one process; use `mmclip pretrain` with torchrun")
     if options.force and run_dir.exists():
@@ -139,4 +149,15 @@ def run_demo(options: DemoOptions) -> DemoResult:
         preamble=preamble,
     )
     loss_plot = plot_loss_curve(run_dir / "metrics.jsonl", out / "loss.png")
-    return DemoResult(suite, train_seconds, time.perf_counter() - t0, Path(loss_plot))
+    registered = None
+    if options.tag is not None:
+        register_pretrained(result.model_dir, config.model.name, options.tag)
+        registered = f"{config.model.name}:{options.tag}"
+    return DemoResult(
+        suite,
+        train_seconds,
+        time.perf_counter() - t0,
+        Path(loss_plot),
+        model_dir=Path(result.model_dir),
+        registered=registered,
+    )

@@ -42,3 +42,9 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data folder {SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_mmclip_home(tmp_path_factory) -> None:
+    """Every test registers models in a temporary MMCLIP_HOME, never in ~/.cache/mmclip."""
+    os.environ["MMCLIP_HOME"] = str(tmp_path_factory.mktemp("mmclip-home"))

@@ -73,14 +73,15 @@ def _set_threads(threads: int | None) -> None:
 
 
 def _load_model(path: str, device: str = "auto") -> Any:
+    """``--model``: a saved-model directory, a run directory or a registered ``name:tag``."""
     from mmclip.models import MMCLIPModel
+    from mmclip.models.home import PretrainedNotFoundError, resolve_model_dir
     from mmclip.train.distributed import resolve_device
 
-    directory = Path(path)
-    if not directory.exists():
-        raise CLIError(f"model directory {path!r} does not exist")
-    if (directory / "model").is_dir() and not (directory / "config.json").is_file():
-        directory = directory / "model"  # a run directory
+    try:
+        directory = resolve_model_dir(path)
+    except PretrainedNotFoundError as error:
+        raise CLIError(str(error)) from None
     return MMCLIPModel.from_pretrained(directory, device=resolve_device(device))
 
 
@@ -239,7 +240,12 @@ def _data_args(p: argparse.ArgumentParser, split: str = "test", train: bool = Fa
 
 
 def _eval_args(p: argparse.ArgumentParser, split: str = "test", train: bool = False) -> None:
-    p.add_argument("--model", required=True, help="a saved model directory (or a run directory)")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="a saved model directory, a run directory, or a registered name:tag "
+        "(mmclip-tiny:demo after `mmclip demo`; `mmclip models` lists them)",
+    )
     _data_args(p, split, train)
     p.add_argument(
         "--findings",

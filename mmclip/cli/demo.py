@@ -34,6 +34,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         bootstrap=args.bootstrap,
         overrides=list(args.set),
         force=args.overwrite,
+        tag=None if args.no_register else args.tag,
     )
     try:
         result = run_demo(options)
@@ -48,6 +49,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"mmclip demo: done in {result.total_seconds:.0f} s. Results: "
         f"{suite.files['markdown']}, {suite.files['json']}; pictures: {', '.join(pictures)}"
     )
+    if result.registered:
+        name, tag = result.registered.split(":")
+        print(
+            f"mmclip demo: the model is registered as {result.registered}: "
+            f"mmclip.create_model({name!r}, pretrained={tag!r}) in Python, "
+            f"--model {result.registered} on the command line"
+        )
     zs = suite.results.get("zero_shot", {})
     if zs.get("mean_auroc") is not None and zs["mean_auroc"] < 0.6:
         print("mmclip demo: zero-shot is close to chance; try more --steps", file=sys.stderr)
@@ -67,7 +75,8 @@ def add_parser(sub: Any) -> None:
         epilog="examples:\n  mmclip demo\n  mmclip demo --steps 100 --num-images 400 "
         "--out demo-small\n\nOutputs in --out: results.md, results.json, roc_zeroshot.png, "
         "attmim_masks.png, loss.png, data/ (the synthetic set), run/ (checkpoints, metrics, "
-        "model).",
+        "model). The model is also registered as mmclip-tiny:demo in $MMCLIP_HOME "
+        "(~/.cache/mmclip): mmclip.create_model('mmclip-tiny', pretrained='demo').",
     )
     _common(p)
     p.add_argument("--out", default="mmclip-demo", help="output folder")
@@ -85,4 +94,10 @@ def add_parser(sub: Any) -> None:
         help="override a key of the demo's training config",
     )
     _overwrite_arg(p, "a previous demo in --out", "--force")
+    p.add_argument(
+        "--tag",
+        default="demo",
+        help="register the trained model as <model>:<tag> in $MMCLIP_HOME (~/.cache/mmclip)",
+    )
+    p.add_argument("--no-register", action="store_true", help="do not register the trained model")
     p.set_defaults(func=cmd_demo)

@@ -72,7 +72,9 @@ def add_parser(sub: Any) -> None:
         "--root data/synthetic --split test --out test.npz",
     )
     _common(p)
-    p.add_argument("--model", required=True, help="a saved model directory")
+    p.add_argument(
+        "--model", required=True, help="a saved model directory or a registered name:tag"
+    )
     p.add_argument("--images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--texts", nargs="+", metavar="TEXT", help="texts")
     p.add_argument("--source", default="synthetic", help="dataset kind (with --root)")

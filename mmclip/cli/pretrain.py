@@ -89,6 +89,11 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(config_to_dict(config), sort_keys=False).rstrip())
         print(f"# dry run: world size {world}; nothing was trained", file=sys.stderr)
         return 0
+    from mmclip.models.home import check_tag, register_pretrained, safe_tag
+
+    tag = None if args.no_register else (args.tag or safe_tag(Path(config.out_dir).name))
+    if tag is not None:
+        check_tag(tag)  # a bad --tag is refused before training, not after
     resume: bool | str | None = None
     if args.resume:
         resume = True if args.resume == "latest" else args.resume
@@ -97,9 +102,14 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     finally:
         cleanup_distributed()
     if os.environ.get("RANK", "0") in ("", "0"):
+        registered = ""
+        if tag is not None and result.model_dir is not None:
+            register_pretrained(result.model_dir, config.model.name, tag)
+            registered = f" (registered as {config.model.name}:{tag})"
         print(
             f"mmclip pretrain: {result.step} steps in {result.seconds:.0f} s; "
-            f"model: {result.model_dir}; metrics: {Path(config.out_dir) / 'metrics.jsonl'}"
+            f"model: {result.model_dir}{registered}; "
+            f"metrics: {Path(config.out_dir) / 'metrics.jsonl'}"
         )
     return 0
 
@@ -146,5 +156,11 @@ def add_parser(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="override any config key, e.g. --set data.sources.0.ratio=0.3",
     )
+    p.add_argument(
+        "--tag",
+        help="register the final model as <model>:<tag> in $MMCLIP_HOME (~/.cache/mmclip) "
+        "(default: the run directory's name)",
+    )
+    p.add_argument("--no-register", action="store_true", help="do not register the final model")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=cmd_pretrain)

@@ -20,8 +20,16 @@ from .config import (
     VisionConfig,
 )
 from .contrastive import ContrastiveLoss, all_gather_with_grad, contrastive_targets
+from .encoding import UntrainedModelWarning
 from .entmlm import EntMLM, MLMOutput
 from .fusion import TransformerBlock
+from .home import (
+    PretrainedNotFoundError,
+    list_pretrained,
+    mmclip_home,
+    register_pretrained,
+    resolve_model_dir,
+)
 from .local import LocalAlignmentLoss, local_similarity
 from .mmclip import (
     CheckpointMismatchError,
@@ -30,7 +38,7 @@ from .mmclip import (
     entity_token_weights,
     guidance_token_weights,
 )
-from .preprocess import preprocess_image
+from .preprocess import load_image_input, preprocess_image, to_model_images
 from .registry import apply_overrides, create_model, get_model_config, list_models, register_model
 from .text import (
     TextEncoder,
@@ -59,10 +67,12 @@ __all__ = [
     "MMCLIPConfig",
     "MMCLIPModel",
     "MMCLIPOutput",
+    "PretrainedNotFoundError",
     "TextConfig",
     "TextEncoder",
     "TextOutput",
     "TransformerBlock",
+    "UntrainedModelWarning",
     "ViTOutput",
     "VisionConfig",
     "VisionTransformer",
@@ -75,13 +85,19 @@ __all__ = [
     "get_model_config",
     "guidance_token_weights",
     "list_models",
+    "list_pretrained",
+    "load_image_input",
     "load_tokenizer",
     "local_similarity",
     "minilm_path",
+    "mmclip_home",
     "patchify",
     "preprocess_image",
     "register_model",
+    "register_pretrained",
+    "resolve_model_dir",
     "resolve_text_checkpoint",
     "tau_schedule",
+    "to_model_images",
     "unpatchify",
 ]

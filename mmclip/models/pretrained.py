@@ -229,15 +229,38 @@ class PretrainedModelIO(nn.Module):
         return write_model_directory(directory, self.config, self, self.tokenizer)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: torch.device | str = "cpu") -> Any:
-        """Load a model written by :meth:`save_pretrained` (strictly; returned in eval mode).
+    def from_pretrained(
+        cls,
+        directory: str | Path,
+        device: torch.device | str = "cpu",
+        overrides: Any = None,
+    ) -> Any:
+        """Load a saved model (strictly; returned in eval mode).
+
+        Args:
+            directory: a directory written by :meth:`save_pretrained`, a run directory (its
+                ``model/``), or ``"name:tag"`` of a model registered in the local model
+                directory (``$MMCLIP_HOME``, see :mod:`mmclip.models.home`), e.g.
+                ``"mmclip-tiny:demo"`` after ``mmclip demo``.
+            device: where to put it.
+            overrides: dotted config changes applied before the weights load
+                (:func:`~mmclip.models.registry.apply_overrides`); the tensors must still fit.
 
         Raises:
-            FileNotFoundError: the directory lacks ``config.json`` or ``model.safetensors``.
+            FileNotFoundError: no such directory or registered model (the message names the
+                registry and what it holds), or a directory without ``config.json`` or
+                ``model.safetensors``.
             CheckpointMismatchError: missing, unexpected or differently shaped tensors.
             ValueError: a corrupt or out-of-bounds file, named in the message.
         """
+        from .home import resolve_model_dir
+
+        directory = resolve_model_dir(directory)
         config, tokenizer, state = read_model_directory(directory)
+        if overrides:
+            from .registry import apply_overrides
+
+            config = apply_overrides(config, overrides)
         model = cls(config, tokenizer=tokenizer, default_tokenizer=False)  # type: ignore[call-arg]
         model.load_checkpoint_state(state, source=str(Path(directory) / WEIGHTS_NAME))
         return model.to(device).eval()

@@ -37,6 +37,7 @@ from .config import (
     VisionConfig,
 )
 from .mmclip import MMCLIPModel
+from .pretrained import WEIGHTS_NAME, read_model_directory
 
 __all__ = ["apply_overrides", "create_model", "get_model_config", "list_models", "register_model"]
 
@@ -123,23 +124,38 @@ def create_model(
     name_or_config: str | MMCLIPConfig,
     tokenizer: Any = None,
     *,
+    pretrained: str | Path | None = None,
+    device: Any = "cpu",
     overrides: Mapping[str, Any] | Iterable[str] | None = None,
     **fields: Any,
 ) -> MMCLIPModel:
-    """Build a model from a registered name (or a config) with overrides.
+    """Build a model from a registered name (or a config) with overrides, or load a trained one.
 
     Args:
         name_or_config: e.g. ``"mmclip-tiny"`` (see :func:`list_models`) or an
             :class:`~mmclip.models.MMCLIPConfig`.
-        tokenizer: ``PreTrainedTokenizerFast`` or a local directory holding one.
+        tokenizer: ``PreTrainedTokenizerFast`` or a local directory holding one (not with
+            ``pretrained``: a saved model has its own).
+        pretrained: load trained weights instead of a random init: a tag of
+            ``name_or_config`` registered in the local model directory (``"demo"`` after
+            ``mmclip demo``: ``$MMCLIP_HOME/models/mmclip-tiny/demo``, see
+            :func:`~mmclip.models.home.list_pretrained`) or a saved-model directory.
+        device: where a ``pretrained`` model is put (a random one is built on the CPU).
         overrides: dotted config keys and values, ``{"attmim.tau_final": float("inf")}``,
             or ``"key.sub=value"`` strings (see :func:`apply_overrides`).
         **fields: top-level fields and section dicts (see the module docstring).
 
     Returns:
-        :class:`~mmclip.models.MMCLIPModel` (random init, except a text encoder loaded
-        from ``text.pretrained``), in training mode.
+        :class:`~mmclip.models.MMCLIPModel`: with ``pretrained``, the trained model in eval
+        mode (as ``MMCLIPModel.from_pretrained``); else a random init (except a text encoder
+        loaded from ``text.pretrained``) in training mode.
+
+    Raises:
+        FileNotFoundError: ``pretrained`` names no registered tag and no directory; the
+            message lists what is registered and how to make a model (``mmclip demo``).
     """
+    if pretrained is not None:
+        return _load_pretrained(name_or_config, pretrained, tokenizer, device, overrides, fields)
     if isinstance(name_or_config, MMCLIPConfig):
         config = copy.deepcopy(name_or_config)
     else:
@@ -149,6 +165,35 @@ def create_model(
     if isinstance(tokenizer, Path):
         tokenizer = str(tokenizer)
     return MMCLIPModel(config, tokenizer=tokenizer)
+
+
+def _load_pretrained(
+    name_or_config: str | MMCLIPConfig,
+    pretrained: str | Path,
+    tokenizer: Any,
+    device: Any,
+    overrides: Mapping[str, Any] | Iterable[str] | None,
+    fields: Mapping[str, Any],
+) -> MMCLIPModel:
+    """``create_model(name, pretrained=tag or directory)``."""
+    from .home import is_registered, resolve_model_dir
+
+    if tokenizer is not None:
+        raise ValueError("create_model(pretrained=...) loads the saved model's own tokenizer")
+    name = name_or_config.name if isinstance(name_or_config, MMCLIPConfig) else name_or_config
+    tag = str(pretrained)
+    if isinstance(pretrained, Path) or any(c in tag for c in ":/\\"):
+        directory = resolve_model_dir(pretrained)  # a directory (or name:tag) given in full
+    elif is_registered(name, tag) or not Path(tag).is_dir():
+        directory = resolve_model_dir(f"{name}:{tag}")  # a registered tag comes first
+    else:
+        directory = resolve_model_dir(tag)
+    config, saved_tokenizer, state = read_model_directory(directory)
+    if overrides or fields:
+        config = apply_overrides(config, overrides, **fields)
+    model = MMCLIPModel(config, tokenizer=saved_tokenizer, default_tokenizer=False)
+    model.load_checkpoint_state(state, source=str(directory / WEIGHTS_NAME))
+    return model.to(device).eval()
 
 
 def _tiny() -> MMCLIPConfig:

@@ -4,13 +4,14 @@ synthetic X-rays beats chance on held-out synthetic images."""
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 
 from mmclip.cli import main
 from mmclip.data import synthetic
 from mmclip.eval.zeroshot import evaluate_zero_shot
-from mmclip.models import MMCLIPModel
+from mmclip.models import MMCLIPModel, UntrainedModelWarning, create_model, list_pretrained
 from mmclip.train import Trainer, load_config
 from mmclip.train.data import load_records
 from mmclip.train.distributed import init_distributed
@@ -29,6 +30,13 @@ def test_demo_with_a_few_steps_writes_the_results_and_pictures(tmp_path, capsys)
         assert (out / name).stat().st_size > 0, name
     rows = (out / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["step"] for r in rows] == [1, 2, 3]
+    # the trained model is registered and loads by tag, without the untrained warning
+    assert "registered as mmclip-tiny:demo" in printed
+    assert ("mmclip-tiny", "demo") in list_pretrained()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UntrainedModelWarning)
+        model = create_model("mmclip-tiny", pretrained="demo")
+        model.encode_image(out / "data" / "images" / "000000.jpg")
     # a second demo into the same folder needs --force
     assert main(["demo", "--out", str(out), "--steps", "1", "--num-images", "60"]) == 2
 
