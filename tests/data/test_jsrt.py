@@ -98,6 +98,30 @@ def test_the_finding_text_is_a_present_finding_with_focus_on_side_and_lobe() -> 
     assert focus_mentions(JSRT_NO_NODULE_TEXT) == []
 
 
+def test_the_guidance_weighs_the_nodule_its_side_and_its_lobe() -> None:
+    from mmclip.data import RadiologyTextEncoder
+    from mmclip.models import guidance_token_weights
+    from mmclip.models.config import AttMIMConfig
+    from mmclip.text import train_wordpiece_tokenizer
+
+    text = jsrt_finding_text("l.upper lobe(S1+2)")
+    tokenizer = train_wordpiece_tokenizer([text, JSRT_NO_NODULE_TEXT] * 3, vocab_size=80)
+    tok = RadiologyTextEncoder(tokenizer, 32)([text])
+    config = AttMIMConfig()
+    weight = guidance_token_weights(
+        config,
+        tok.attention_mask,
+        tok.special_tokens_mask,
+        tok.span_offsets,
+        tok.spans,
+        tok.focus_offsets,
+        tok.focus_spans,
+    )[0]
+    words = tokenizer.convert_ids_to_tokens(tok.input_ids[0].tolist())
+    heavy = {w for w, x in zip(words, weight.tolist(), strict=True) if x == config.entity_weight}
+    assert heavy == {"nodule", "left", "upper", "lobe"}, (words, weight)
+
+
 def test_the_split_is_stratified_seeded_and_deterministic() -> None:
     images = [f"im{i:03d}" for i in range(100)]
     nodule = [int(i < 60) for i in range(100)]
