@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from ._common import (
+    PROG,
     _common,
     _Formatter,
+    _overwrite_arg,
     _set_threads,
 )
 
@@ -98,7 +100,14 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     if args.resume:
         resume = True if args.resume == "latest" else args.resume
     try:
-        result = Trainer(config, resume=resume, force_resume=args.force_resume).fit()
+        trainer = Trainer(
+            config, resume=resume, force_resume=args.force_resume, overwrite=args.overwrite
+        )
+        result = trainer.fit()
+    except KeyboardInterrupt:
+        if os.environ.get("RANK", "0") in ("", "0"):
+            _print_interrupted(Path(config.out_dir))
+        return 130
     finally:
         cleanup_distributed()
     if os.environ.get("RANK", "0") in ("", "0"):
@@ -112,6 +121,24 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
             f"metrics: {Path(config.out_dir) / 'metrics.jsonl'}"
         )
     return 0
+
+
+def _print_interrupted(out_dir: Path) -> None:
+    """After Ctrl-C: the last checkpoint and the exact command that continues from it."""
+    from mmclip.train.checkpoint import CheckpointError, latest_checkpoint
+
+    try:
+        last = latest_checkpoint(out_dir) if out_dir.is_dir() else None
+    except CheckpointError:
+        last = None
+    if last is None:
+        print(f"{PROG}: interrupted before the first checkpoint", file=sys.stderr)
+        return
+    command = f"mmclip pretrain --out {out_dir} --resume"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        command += " (under torchrun, with the same torchrun arguments)"
+    print(f"{PROG}: interrupted; last checkpoint: {last}", file=sys.stderr)
+    print(f"{PROG}: continue with: {command}", file=sys.stderr)
 
 
 def add_parser(sub: Any) -> None:
@@ -144,6 +171,7 @@ def add_parser(sub: Any) -> None:
         metavar="CHECKPOINT",
         help="continue the run in --out (or from a checkpoint/run directory)",
     )
+    _overwrite_arg(p, "a run in --out (its checkpoints, model, tokenizer and metrics)")
     p.add_argument(
         "--force-resume",
         action="store_true",

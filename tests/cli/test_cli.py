@@ -698,3 +698,50 @@ def test_demo_refuses_to_replace_a_previous_demo(capsys, tmp_path) -> None:
     code, _, err = run_cli(capsys, "demo", "--out", str(out))
     assert_one_line_error(code, err, f"{out / 'results.md'} already exists; pass --overwrite")
     assert (out / "results.md").read_text(encoding="utf-8") == "mine"
+
+
+def _tiny_pretrain_argv(dataset: Path, out: Path) -> list[str]:
+    from tests.train.test_trainer import TINY
+
+    argv = ["pretrain", "--out", str(out), "--steps", "3", "--save-every", "100", "--device", "cpu"]
+    for item in (*TINY, f"data.sources=[{{root: {dataset}}}]"):
+        argv += ["--set", item]
+    return argv
+
+
+def test_pretrain_ctrl_c_prints_the_last_checkpoint_and_the_resume_command(
+    capsys, tmp_path, dataset, monkeypatch
+) -> None:
+    import signal
+
+    from mmclip.train.trainer import Trainer
+
+    real_step = Trainer._train_step
+
+    def step_with_ctrl_c(self, step, batches):
+        if step == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(self, step, batches)
+
+    monkeypatch.setattr(Trainer, "_train_step", step_with_ctrl_c)
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, *_tiny_pretrain_argv(dataset, out))
+    assert code == 130, err
+    checkpoint = out / "checkpoints" / "step-000002"
+    assert f"mmclip: interrupted; last checkpoint: {checkpoint}" in err
+    assert f"mmclip: continue with: mmclip pretrain --out {out} --resume" in err
+    monkeypatch.setattr(Trainer, "_train_step", real_step)
+    code, stdout, err = run_cli(capsys, "pretrain", "--out", str(out), "--resume")
+    assert code == 0, err
+    assert "mmclip pretrain: 3 steps" in stdout
+
+
+def test_pretrain_refuses_a_run_in_out_unless_overwrite(capsys, tmp_path, dataset) -> None:
+    out = tmp_path / "run"
+    argv = _tiny_pretrain_argv(dataset, out)
+    argv[argv.index("--steps") + 1] = "1"
+    assert run_cli(capsys, *argv)[0] == 0
+    code, _, err = run_cli(capsys, *argv)
+    assert_one_line_error(code, err, f"{out} already holds a run", "--overwrite", "--resume")
+    code, _, err = run_cli(capsys, *argv, "--overwrite")
+    assert code == 0, err
