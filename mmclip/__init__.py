@@ -4,7 +4,8 @@ Contrastive image–text learning with attention-guided masked image modelling
 (AttMIM) and entity-masked language modelling (EntMLM), learning from paired and
 unpaired data. The operators live in :mod:`mmclip.ops`; the model blocks and the
 registry (``create_model``, ``list_models``, ``list_pretrained``…) of :mod:`mmclip.models`
-are exported here too, imported on first use so that ``import mmclip`` stays light.
+and the one-call ``zeroshot`` and ``retrieve`` of :mod:`mmclip.eval.predict` are exported
+here too, imported on first use so that ``import mmclip`` stays light.
 """
 
 from __future__ import annotations
@@ -33,12 +34,15 @@ _MODEL_EXPORTS = (
     "register_model",
 )
 
-__all__ = ["__version__", "ops", *_MODEL_EXPORTS]
+_PREDICT_EXPORTS = ("retrieve", "zeroshot")
+
+__all__ = ["__version__", "ops", *_MODEL_EXPORTS, *_PREDICT_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
-    if name in _MODEL_EXPORTS:
-        value = getattr(importlib.import_module(".models", __name__), name)
+    if name in _MODEL_EXPORTS or name in _PREDICT_EXPORTS:
+        module = ".models" if name in _MODEL_EXPORTS else ".eval.predict"
+        value = getattr(importlib.import_module(module, __name__), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'mmclip' has no attribute {name!r}")

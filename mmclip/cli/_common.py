@@ -85,9 +85,29 @@ def _load_model(path: str, device: str = "auto") -> Any:
     return MMCLIPModel.from_pretrained(directory, device=resolve_device(device))
 
 
+def refuse_image_as_root(root: str | None) -> None:
+    """``--root`` naming one image file (a user's X-ray): one error pointing to ``--images``."""
+    from mmclip.models.preprocess import DICOM_SUFFIXES, is_dicom_file
+
+    if not root or not Path(root).is_file():
+        return
+    suffix = Path(root).suffix.lower()
+    if suffix in IMAGE_SUFFIXES or suffix in DICOM_SUFFIXES or is_dicom_file(root):
+        raise CLIError(
+            f"--root {root} is one image, not a dataset; for your own images use --images: "
+            f"`mmclip zeroshot --model M --images {root} --findings …` (or --prompts), "
+            f"`mmclip encode --model M --images {root} --out emb.npy`"
+        )
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
+"""Suffixes of single image files (DICOM: :data:`mmclip.models.preprocess.DICOM_SUFFIXES`)."""
+
+
 def _records(source: str, root: str, split: str, options: dict[str, Any] | None = None) -> list:
     from mmclip.train.data import load_records
 
+    refuse_image_as_root(root)
     records = load_records(source, root, split, **(options or {}))
     if not records:
         raise CLIError(f"no {split} records in {source} data at {root!r}")
@@ -208,13 +228,19 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _data_args(p: argparse.ArgumentParser, split: str = "test", train: bool = False) -> None:
+def _data_args(
+    p: argparse.ArgumentParser, split: str = "test", train: bool = False, root_required: bool = True
+) -> None:
     p.add_argument(
         "--source",
         default="synthetic",
         help="dataset kind: synthetic, manifest or an adapter (`mmclip data sources`)",
     )
-    p.add_argument("--root", required=True, help="dataset folder (the file for a manifest)")
+    p.add_argument(
+        "--root",
+        required=root_required,
+        help="dataset folder (the file for a manifest)",
+    )
     p.add_argument(
         "--split",
         default=split,
@@ -239,14 +265,16 @@ def _data_args(p: argparse.ArgumentParser, split: str = "test", train: bool = Fa
     )
 
 
-def _eval_args(p: argparse.ArgumentParser, split: str = "test", train: bool = False) -> None:
+def _eval_args(
+    p: argparse.ArgumentParser, split: str = "test", train: bool = False, root_required: bool = True
+) -> None:
     p.add_argument(
         "--model",
         required=True,
         help="a saved model directory, a run directory, or a registered name:tag "
         "(mmclip-tiny:demo after `mmclip demo`; `mmclip models` lists them)",
     )
-    _data_args(p, split, train)
+    _data_args(p, split, train, root_required)
     p.add_argument(
         "--findings",
         nargs="+",

@@ -20,6 +20,7 @@ from ._common import (
     logger,
     refuse_overwrite,
 )
+from .predict import add_image_args, cmd_retrieval_images, cmd_zeroshot_images, images_mode
 
 RESULT_FILES = ("results.json", "results.md")
 """What every evaluation command writes into ``--out`` (beside its pictures)."""
@@ -79,7 +80,9 @@ def _run_eval(args: argparse.Namespace, title: str, **parts: bool) -> int:
 
 
 def cmd_zeroshot(args: argparse.Namespace) -> int:
-    """Zero-shot classification with prompt ensembles."""
+    """Zero-shot classification with prompt ensembles (of a dataset, or of ``--images``)."""
+    if images_mode(args):
+        return cmd_zeroshot_images(args)
     if args.mode == "multiclass":
         from mmclip.eval import evaluate_zero_shot
 
@@ -114,7 +117,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_retrieval(args: argparse.Namespace) -> int:
-    """Image–text retrieval Recall@K."""
+    """Image–text retrieval Recall@K (of a dataset), or ``--images`` ranked against ``--texts``."""
+    if images_mode(args):
+        return cmd_retrieval_images(args)
     return _run_eval(args, "mmclip retrieval", retrieval=True)
 
 
@@ -135,12 +140,19 @@ def add_parser(sub: Any) -> None:
         formatter_class=_Formatter,
         description="Zero-shot classification: per finding, a softmax between positive and "
         "negative prompt ensembles (multilabel), or over the classes' prompts (multiclass). "
-        "AUROC, ACC and F1 with bootstrap confidence intervals, ROC curves.",
-        epilog="example:\n  mmclip zeroshot --model runs/demo/model --source synthetic "
-        "--root data/synthetic --out results/zeroshot",
+        "On a labelled dataset (--root): AUROC, ACC and F1 with bootstrap confidence "
+        "intervals, ROC curves. On your own files (--images): a table of probabilities, "
+        "image × finding (or × --prompts).",
+        epilog="examples:\n  mmclip zeroshot --model runs/demo/model --source synthetic "
+        "--root data/synthetic --out results/zeroshot\n"
+        "  mmclip zeroshot --model mmclip-tiny:demo --images a.png b.dcm "
+        "--findings Cardiomegaly 'Pleural Effusion'\n"
+        "  mmclip zeroshot --model mmclip-tiny:demo --images a.png "
+        "--prompts 'Pleural effusion.' 'No acute findings.'",
     )
     _common(p)
-    _eval_args(p)
+    _eval_args(p, root_required=False)
+    add_image_args(p, "prompts")
     p.add_argument(
         "--mode",
         default="multilabel",
@@ -194,10 +206,13 @@ def add_parser(sub: Any) -> None:
         help="image–text retrieval Recall@1/5/10",
         formatter_class=_Formatter,
         description="Image → text and text → image retrieval among the image–report pairs of "
-        "a split.",
-        epilog="example:\n  mmclip retrieval --model runs/demo/model --source synthetic "
-        "--root data/synthetic",
+        "a split (--root), or your own files (--images) ranked against --texts.",
+        epilog="examples:\n  mmclip retrieval --model runs/demo/model --source synthetic "
+        "--root data/synthetic\n"
+        "  mmclip retrieval --model mmclip-tiny:demo --images a.png "
+        "--texts 'Small left effusion.' 'Normal chest.'",
     )
     _common(p)
-    _eval_args(p)
+    _eval_args(p, root_required=False)
+    add_image_args(p, "texts")
     p.set_defaults(func=cmd_retrieval)

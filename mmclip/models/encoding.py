@@ -48,7 +48,7 @@ def _user_stacklevel() -> int:
 
 class ImageTextEncoding:
     """``preprocess``, ``to_model_images``, ``encode_image``, ``encode_pixels``, ``tokenize``,
-    ``encode_text`` and ``encode``."""
+    ``encode_text``, ``encode`` and ``zeroshot``."""
 
     config: MMCLIPConfig
     tokenizer: Any
@@ -176,6 +176,25 @@ class ImageTextEncoding:
         pooled = self.text(enc["input_ids"], enc.get("attention_mask")).pooled
         z = self.text_proj(pooled).float()
         return F.normalize(z, dim=-1) if normalize else z
+
+    def zeroshot(
+        self,
+        images: ImageLike | Sequence[ImageLike],
+        findings: Sequence[str] | None = None,
+        *,
+        prompts: Sequence[str] | None = None,
+        mode: str = "multilabel",
+    ) -> Any:
+        """Zero-shot probabilities of the images per finding (or over your own ``prompts``):
+        :func:`mmclip.eval.predict.zeroshot` of this model (which it puts in eval mode).
+
+        Returns:
+            :class:`~mmclip.eval.predict.ImageTextTable`, images × findings; ``print`` it or
+            call ``to_dict()``.
+        """
+        from mmclip.eval.predict import zeroshot
+
+        return zeroshot(self, images, findings, prompts=prompts, mode=mode)
 
     def encode(
         self, image: ImageLike | Sequence[ImageLike], text: str | Sequence[str]

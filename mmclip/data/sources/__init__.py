@@ -65,6 +65,12 @@ SOURCES: dict[str, Callable[..., list[XrayRecord]]] = {
 def load_synthetic(root: str | Path) -> list[XrayRecord]:
     """A folder written by ``mmclip data prepare synthetic`` (its ``manifest.jsonl``)."""
     manifest = Path(root) / "manifest.jsonl"
+    if Path(root).is_file():
+        raise NotADirectoryError(
+            f"{str(root)!r} is a file, not a synthetic dataset folder (a folder holding "
+            "manifest.jsonl); a single image goes to --images (`mmclip zeroshot --images`, "
+            "`mmclip encode --images`)"
+        )
     if not manifest.is_file():
         raise FileNotFoundError(
             f"no synthetic dataset at {str(root)!r} (no manifest.jsonl); create one with "
