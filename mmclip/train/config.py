@@ -82,8 +82,8 @@ class SourceConfig:
         source: ``synthetic`` (a folder written by ``mmclip data prepare synthetic``),
             ``manifest`` (``root`` is a ``.jsonl`` / ``.csv`` file) or a dataset adapter
             (``mmclip.data.list_sources()``: ``mimic-cxr``, ``chexpert``, ``kermany``, …).
-        root: the dataset folder (or manifest file); relative paths are taken from the
-            working directory.
+        root: the dataset folder (or manifest file); a relative path is read from the data
+            root (``$MMCLIP_DATA``, else ``data.root``) and then from the working directory.
         ratio: its share of every batch (normalised over the sources).
         split: ``train`` / ``val`` / ``test`` / ``all``.
         drop_reports: keep images (+ labels) only: image-prompt or image-only samples.
@@ -111,6 +111,9 @@ class DataConfig:
 
     Attributes:
         sources: the mixed sources (see :class:`SourceConfig`).
+        root: the folder that the sources' relative ``root`` paths are read from (itself
+            relative to the working directory); ``$MMCLIP_DATA`` / ``--data-root`` take its
+            place. ``None``: the working directory.
         backend: image decoding, ``auto`` (DALI when installed), ``dali`` or ``pil``.
         num_threads: decoding threads per rank.
         prefetch: batches prepared ahead in a background thread (0 = none).
@@ -121,6 +124,7 @@ class DataConfig:
     """
 
     sources: list[SourceConfig] = field(default_factory=lambda: [SourceConfig()])
+    root: str | None = None
     backend: str = "auto"
     num_threads: int = 1
     prefetch: int = 0

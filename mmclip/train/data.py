@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,34 +21,88 @@ from mmclip.data.records import DataError
 from .config import DataConfig, SourceConfig
 
 __all__ = [
+    "DATA_ROOT_ENV",
     "build_loader",
     "load_records",
     "load_source_records",
+    "resolve_data_path",
     "tokenizer_corpus",
     "train_tokenizer",
 ]
 
 logger = logging.getLogger(__name__)
 
+DATA_ROOT_ENV = "MMCLIP_DATA"
+"""The environment variable naming the folder that relative dataset paths are read from
+(``--data-root`` sets it for one command; it takes the place of a config's ``data.root``)."""
+
+
+def resolve_data_path(path: str | Path, data_root: str | Path | None = None) -> Path:
+    """Where a dataset path (a dataset folder or a manifest file) points.
+
+    An absolute path is itself. A relative one is looked for under the data root —
+    ``$MMCLIP_DATA`` when set (``--data-root`` sets it), else ``data_root`` (a config's
+    ``data.root``) — and then under the working directory (so that ``data/synthetic`` made
+    there keeps working with a data root set); the first that exists is returned.
+
+    Raises:
+        FileNotFoundError: none exists; the message gives the absolute paths looked at and
+            how to set the data root.
+    """
+    path = Path(path).expanduser()
+    env = os.environ.get(DATA_ROOT_ENV) or None
+    base = env or (str(data_root) if data_root else None)
+    candidates: list[Path] = [path]
+    if not path.is_absolute():
+        candidates = ([Path(base).expanduser() / path] if base else []) + [path]
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    looked: list[str] = []
+    for candidate in candidates:
+        text = str(candidate.resolve())
+        if text not in looked:
+            looked.append(text)
+    if path.is_absolute():
+        raise FileNotFoundError(f"dataset path {str(path)!r} does not exist")
+    where = (
+        f"{DATA_ROOT_ENV}={env}"
+        if env
+        else f"data.root={data_root}"
+        if data_root
+        else f"{DATA_ROOT_ENV} not set"
+    )
+    raise FileNotFoundError(
+        f"dataset path {str(path)!r} does not exist (looked at {' and '.join(looked)}); "
+        f"relative dataset paths are read from the data root ({where}), then from the "
+        f"working directory: set {DATA_ROOT_ENV} or pass --data-root to the folder that holds "
+        "the datasets"
+    )
+
 
 def load_records(
-    source: str, root: str | Path, split: str = "all", **options: Any
+    source: str,
+    root: str | Path,
+    split: str = "all",
+    data_root: str | Path | None = None,
+    **options: Any,
 ) -> list[XrayRecord]:
     """Records of one dataset: ``synthetic`` (a prepared folder), ``manifest`` or an adapter.
 
     Args:
         source: ``synthetic``, ``manifest`` or a name of ``mmclip.data.list_sources()``.
-        root: the dataset folder (the manifest file for ``manifest``).
+        root: the dataset folder (the manifest file for ``manifest``); a relative one is
+            resolved by :func:`resolve_data_path`.
         split: keep only ``train`` / ``val`` / ``test`` records, or ``all``.
+        data_root: the folder relative roots are read from when ``$MMCLIP_DATA`` is not set
+            (a config's ``data.root``).
         **options: keyword arguments of the adapter.
 
     Raises:
-        FileNotFoundError: ``root`` does not exist.
+        FileNotFoundError: ``root`` does not exist (the message gives the absolute paths).
         ValueError: an unknown source or split.
     """
-    root = Path(root)
-    if not root.exists():
-        raise FileNotFoundError(f"dataset path {str(root)!r} does not exist")
+    root = resolve_data_path(root, data_root)
     if split not in ("train", "val", "test", "all"):
         raise ValueError(f"split must be train, val, test or all; got {split!r}")
     records = load_source(source, root, **options)
@@ -73,9 +128,12 @@ def _transform(record: XrayRecord, spec: SourceConfig) -> XrayRecord | None:
     return dataclasses.replace(record, **changes)
 
 
-def load_source_records(spec: SourceConfig) -> list[XrayRecord]:
-    """The records of one configured source, with its split, drops and limit applied."""
-    records = load_records(spec.source, spec.root, spec.split, **spec.options)
+def load_source_records(
+    spec: SourceConfig, data_root: str | Path | None = None
+) -> list[XrayRecord]:
+    """The records of one configured source, with its split, drops and limit applied
+    (``data_root``: the config's ``data.root``)."""
+    records = load_records(spec.source, spec.root, spec.split, data_root, **spec.options)
     out = [r for r in (_transform(r, spec) for r in records) if r is not None]
     if spec.limit is not None:
         out = out[: spec.limit]

@@ -201,7 +201,9 @@ class Trainer:
         self.checkpoint = self._find_resume(resume)
 
         seed_everything(config.seed)
-        self.sources = {s.name: load_source_records(s) for s in config.data.sources}
+        self.sources = {
+            s.name: load_source_records(s, config.data.root) for s in config.data.sources
+        }
         tokenizer = self._tokenizer()
         self.model = self._build_model(tokenizer)
         self.model.to(info.device)
