@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from . import data, demo, encode, evaluate, localize, models, pretrain
-from ._common import EPILOG_MAIN, PROG, CLIError, _common, _setup_logging
+from ._common import EPILOG_MAIN, PROG, CLIError, _common, _setup_logging, apply_data_root
 
 __all__ = ["build_parser", "main"]
 
@@ -75,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        apply_data_root(args)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

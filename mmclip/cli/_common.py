@@ -168,6 +168,28 @@ def refuse_overwrite(paths: Path | Sequence[Path], overwrite: bool) -> None:
         )
 
 
+def _data_root_arg(p: argparse.ArgumentParser) -> None:
+    """``--data-root``: the folder relative dataset paths are read from (sets MMCLIP_DATA)."""
+    p.add_argument(
+        "--data-root",
+        dest="mmclip_data_root",  # `localize --data-root` is its dataset folder: another dest
+        metavar="DIR",
+        help="the folder that relative dataset paths (--root, a config's sources) are read "
+        "from; sets MMCLIP_DATA for this command (default: $MMCLIP_DATA, else the config's "
+        "data.root, else the working directory)",
+    )
+
+
+def apply_data_root(args: argparse.Namespace) -> None:
+    """``--data-root DIR`` given: ``MMCLIP_DATA`` = its absolute path, for this process (and
+    so for every rank under torchrun, each of which parses the same arguments)."""
+    from mmclip.train.data import DATA_ROOT_ENV
+
+    value = getattr(args, "mmclip_data_root", None)
+    if value:
+        os.environ[DATA_ROOT_ENV] = str(Path(value).expanduser().resolve())
+
+
 def _overwrite_arg(p: argparse.ArgumentParser, what: str = "results", *aliases: str) -> None:
     """``--overwrite`` (and ``aliases`` kept for older scripts) of a command that writes."""
     p.add_argument(
@@ -241,6 +263,7 @@ def _data_args(
         required=root_required,
         help="dataset folder (the file for a manifest)",
     )
+    _data_root_arg(p)
     p.add_argument(
         "--split",
         default=split,

@@ -11,6 +11,7 @@ from typing import Any
 from ._common import (
     CLIError,
     _common,
+    _data_root_arg,
     _Formatter,
     _missing_subcommand,
     _parse_options,
@@ -38,9 +39,9 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
         return 0
     if not args.root:
         raise CLIError(f"`mmclip data prepare {args.source}` needs --root (the dataset folder)")
-    root = Path(args.root)
-    if not root.exists():
-        raise CLIError(f"dataset path {args.root!r} does not exist")
+    from mmclip.train.data import resolve_data_path
+
+    root = resolve_data_path(args.root)
     records = load_source(source, root, **_parse_options(args.option))
     base = _manifest_base(root.resolve() if root.is_dir() else root.resolve().parent, records)
     out = Path(args.out) if args.out else base / f"mmclip-{source}.jsonl"
@@ -114,6 +115,7 @@ def add_parser(sub: Any) -> None:
     _common(q)
     q.add_argument("source", help="synthetic, or an adapter name (`mmclip data sources`)")
     q.add_argument("--root", help="the dataset folder (not for synthetic)")
+    _data_root_arg(q)
     q.add_argument("--out", help="output folder (synthetic) or manifest file")
     q.add_argument("--num-images", type=int, default=1000, help="synthetic: images")
     q.add_argument("--size", type=int, default=256, help="synthetic: image side in pixels")

@@ -9,6 +9,7 @@ from typing import Any
 from ._common import (
     CLIError,
     _common,
+    _data_root_arg,
     _Formatter,
     _image_records,
     _load_model,
@@ -79,6 +80,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--texts", nargs="+", metavar="TEXT", help="texts")
     p.add_argument("--source", default="synthetic", help="dataset kind (with --root)")
     p.add_argument("--root", help="dataset folder: embed all its images of --split")
+    _data_root_arg(p)
     p.add_argument("--split", default="all", choices=("train", "val", "test", "all"))
     p.add_argument("--backend", default="auto", choices=("auto", "dali", "pil"))
     p.add_argument("--out", required=True, help="output .npy or .npz")

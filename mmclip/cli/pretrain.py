@@ -12,6 +12,7 @@ from typing import Any
 from ._common import (
     PROG,
     _common,
+    _data_root_arg,
     _Formatter,
     _overwrite_arg,
     _set_threads,
@@ -164,6 +165,7 @@ def add_parser(sub: Any) -> None:
     _common(p)
     p.add_argument("--config", help="YAML config (default: the built-in defaults)")
     _add_flags(p)
+    _data_root_arg(p)
     p.add_argument(
         "--resume",
         nargs="?",

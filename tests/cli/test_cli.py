@@ -745,3 +745,40 @@ def test_pretrain_refuses_a_run_in_out_unless_overwrite(capsys, tmp_path, datase
     assert_one_line_error(code, err, f"{out} already holds a run", "--overwrite", "--resume")
     code, _, err = run_cli(capsys, *argv, "--overwrite")
     assert code == 0, err
+
+
+# --------------------------------------------------------------------------------------------
+# data root: MMCLIP_DATA / --data-root for relative dataset paths
+# --------------------------------------------------------------------------------------------
+
+
+def test_data_root_flag_and_env_resolve_relative_roots(
+    capsys, tmp_path, run_dir, dataset, monkeypatch
+) -> None:
+    monkeypatch.setenv("MMCLIP_DATA", "")  # restored after the test: --data-root sets it
+    monkeypatch.chdir(tmp_path)
+    relative = dataset.name  # a folder under dataset.parent, not under the working directory
+    argv = ["encode", "--model", str(run_dir), "--root", relative, "--out", "e.npz"]
+    code, _, err = run_cli(capsys, *argv, "--device", "cpu", "--backend", "pil")
+    line = assert_one_line_error(code, err, f"dataset path {relative!r} does not exist")
+    assert str(tmp_path / relative) in line and "MMCLIP_DATA" in line and "--data-root" in line
+    code, _, err = run_cli(capsys, *argv, "--data-root", str(dataset.parent), "--backend", "pil")
+    assert code == 0, err
+    assert os.environ["MMCLIP_DATA"] == str(dataset.parent.resolve())
+    zeroshot = ["zeroshot", "--model", str(run_dir), "--root", relative, "--split", "all"]
+    zeroshot += ["--bootstrap", "5", "--backend", "pil", "--out", "zs", "--device", "cpu"]
+    code, _, err = run_cli(capsys, *zeroshot)  # MMCLIP_DATA alone
+    assert code == 0, err
+
+
+def test_pretrain_reports_the_resolved_path_of_a_missing_dataset(
+    capsys, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.delenv("MMCLIP_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(
+        capsys, "pretrain", "--set", "data.sources=[{root: ../shared/data/covid-notes}]"
+    )
+    line = assert_one_line_error(code, err, "dataset path '../shared/data/covid-notes'")
+    assert str((tmp_path / "../shared/data/covid-notes").resolve()) in line
+    assert "MMCLIP_DATA" in line and "--data-root" in line
