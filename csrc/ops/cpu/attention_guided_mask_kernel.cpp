@@ -11,9 +11,9 @@
 #include <tuple>
 #include <vector>
 
+#include "../backend_entry.h"
 #include "../checks.h"
 #include "../kernel_math.h"
-#include "../operator_decls.h"
 
 namespace mmclip {
 namespace {
@@ -53,33 +53,21 @@ void guided_mask_rows(const scalar_t* scores, const float* noise, int64_t batch,
   });
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_guided_mask_cpu(const at::Tensor& scores,
-                                                                         const at::Tensor& noise,
-                                                                         int64_t n_mask,
-                                                                         double tau) {
-  check_attention_guided_mask_inputs(scores, noise, n_mask, tau);
-  const int64_t batch = scores.size(0), patches = scores.size(1);
-  const auto long_opts = scores.options().dtype(at::kLong);
-  auto keep_idx = at::empty({batch, patches - n_mask}, long_opts);
-  auto mask_idx = at::empty({batch, n_mask}, long_opts);
-  auto mask = at::empty({batch, patches}, scores.options().dtype(at::kBool));
-  if (batch == 0 || patches == 0) return {keep_idx, mask_idx, mask};
-  const auto s = scores.contiguous();
-  const auto u = noise.contiguous();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, s.scalar_type(), "attention_guided_mask",
-                                  [&] {
-                                    guided_mask_rows<scalar_t>(
-                                        s.data_ptr<scalar_t>(), u.data_ptr<float>(), batch, patches,
-                                        n_mask, tau, keep_idx.data_ptr<int64_t>(),
-                                        mask_idx.data_ptr<int64_t>(), mask.data_ptr<bool>());
-                                  });
-  return {keep_idx, mask_idx, mask};
+void attention_guided_mask_cpu(const GuidedMaskTensors& t) {
+  const int64_t batch = t.scores.size(0), patches = t.scores.size(1);
+  if (batch == 0 || patches == 0) return;
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, t.scores.scalar_type(), "attention_guided_mask", [&] {
+        guided_mask_rows<scalar_t>(t.scores.data_ptr<scalar_t>(), t.noise.data_ptr<float>(), batch,
+                                   patches, t.n_mask, t.tau, t.keep_idx.data_ptr<int64_t>(),
+                                   t.mask_idx.data_ptr<int64_t>(), t.mask.data_ptr<bool>());
+      });
 }
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(mmclip, CPU, m) {
-  m.impl("attention_guided_mask", &attention_guided_mask_cpu);
+  m.impl("attention_guided_mask", &attention_guided_mask_op<attention_guided_mask_cpu>);
 }
 
 }  // namespace mmclip

@@ -8,9 +8,8 @@
 #include <tuple>
 #include <vector>
 
-#include "../checks.h"
+#include "../backend_entry.h"
 #include "../kernel_math.h"
-#include "../operator_decls.h"
 
 namespace mmclip {
 namespace {
@@ -92,58 +91,38 @@ void mask_sample(const SampleView& v, int64_t length, const int64_t* spans, cons
   }
 }
 
-std::tuple<at::Tensor, at::Tensor> entity_span_mask_cpu(
-    const at::Tensor& input_ids, const at::Tensor& attention_mask,
-    const at::Tensor& special_tokens_mask, const at::Tensor& span_offsets, const at::Tensor& spans,
-    const at::Tensor& span_noise, const at::Tensor& token_noise, const at::Tensor& action_noise,
-    const at::Tensor& random_ids, double entity_prob, double target_ratio, double min_ratio,
-    double max_ratio, int64_t mask_token_id) {
-  check_entity_span_mask_inputs(input_ids, attention_mask, special_tokens_mask, span_offsets, spans,
-                                span_noise, token_noise, action_noise, random_ids, entity_prob,
-                                target_ratio, min_ratio, max_ratio);
-  const int64_t batch = input_ids.size(0), length = input_ids.size(1);
-  auto masked_ids = at::empty_like(input_ids, at::MemoryFormat::Contiguous);
-  auto labels = at::empty_like(input_ids, at::MemoryFormat::Contiguous);
-  const auto offsets_c = span_offsets.contiguous();
-  const auto spans_c = spans.contiguous();
-  const int64_t* offsets = offsets_c.data_ptr<int64_t>();
-  const int64_t* span_ptr = spans_c.data_ptr<int64_t>();
-  check_span_values(offsets, span_ptr, batch, spans.size(0), length);
-  if (batch == 0 || length == 0) return {masked_ids, labels};
+void entity_span_mask_cpu(const SpanMaskTensors& t) {
+  const int64_t batch = t.input_ids.size(0), length = t.input_ids.size(1);
+  const int64_t* offsets = t.span_offsets.data_ptr<int64_t>();
+  const int64_t* span_ptr = t.spans.data_ptr<int64_t>();
+  check_span_values(offsets, span_ptr, batch, t.spans.size(0), length);
+  if (batch == 0 || length == 0) return;
 
-  const auto ids = input_ids.contiguous();
-  const auto attended = attention_mask.contiguous();
-  const auto special = special_tokens_mask.contiguous();
-  const auto u_span = span_noise.contiguous();
-  const auto u_token = token_noise.contiguous();
-  const auto u_action = action_noise.contiguous();
-  const auto rand_ids = random_ids.contiguous();
-  const MaskSettings cfg{entity_prob, target_ratio, min_ratio, max_ratio, mask_token_id};
+  const MaskSettings cfg{t.entity_prob, t.target_ratio, t.min_ratio, t.max_ratio, t.mask_token_id};
   at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
     std::vector<char> chosen;
     std::vector<int64_t> candidates;
     candidates.reserve(length);
     for (int64_t b = begin; b < end; ++b) {
       const int64_t row = b * length;
-      const SampleView view{ids.data_ptr<int64_t>() + row,
-                            attended.data_ptr<bool>() + row,
-                            special.data_ptr<bool>() + row,
-                            u_token.data_ptr<float>() + row,
-                            u_action.data_ptr<float>() + row,
-                            rand_ids.data_ptr<int64_t>() + row,
-                            masked_ids.data_ptr<int64_t>() + row,
-                            labels.data_ptr<int64_t>() + row};
-      mask_sample(view, length, span_ptr, u_span.data_ptr<float>(), offsets[b], offsets[b + 1], cfg,
-                  chosen, candidates);
+      const SampleView view{t.input_ids.data_ptr<int64_t>() + row,
+                            t.attention_mask.data_ptr<bool>() + row,
+                            t.special_tokens_mask.data_ptr<bool>() + row,
+                            t.token_noise.data_ptr<float>() + row,
+                            t.action_noise.data_ptr<float>() + row,
+                            t.random_ids.data_ptr<int64_t>() + row,
+                            t.masked_ids.data_ptr<int64_t>() + row,
+                            t.labels.data_ptr<int64_t>() + row};
+      mask_sample(view, length, span_ptr, t.span_noise.data_ptr<float>(), offsets[b],
+                  offsets[b + 1], cfg, chosen, candidates);
     }
   });
-  return {masked_ids, labels};
 }
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(mmclip, CPU, m) {
-  m.impl("entity_span_mask", &entity_span_mask_cpu);
+  m.impl("entity_span_mask", &entity_span_mask_op<entity_span_mask_cpu>);
 }
 
 }  // namespace mmclip
