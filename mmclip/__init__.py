@@ -11,9 +11,15 @@ here too, imported on first use so that ``import mmclip`` stays light.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
-from . import ops
+if os.environ.get("RANK", "0") not in ("", "0"):
+    # Under torchrun, ranks other than 0 keep torch's C++ warnings (DDP's reducer notes, …)
+    # to themselves, so each is printed once, by rank 0. torch reads this when it loads.
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+
+from . import ops  # noqa: E402 (after the environment above)
 
 __version__ = "0.1.0"
 

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ def _setup_logging(verbosity: int) -> None:
     rank = os.environ.get("RANK", "0")
     if rank not in ("", "0") and verbosity <= 0:
         level = logging.WARNING  # one voice in distributed runs
+        warnings.simplefilter("ignore")  # torch's Python warnings too: rank 0 shows them
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
     root = logging.getLogger()

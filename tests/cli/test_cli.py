@@ -782,3 +782,30 @@ def test_pretrain_reports_the_resolved_path_of_a_missing_dataset(
     line = assert_one_line_error(code, err, "dataset path '../shared/data/covid-notes'")
     assert str((tmp_path / "../shared/data/covid-notes").resolve()) in line
     assert "MMCLIP_DATA" in line and "--data-root" in line
+
+
+def test_under_torchrun_a_warning_of_every_process_is_printed_by_rank_0_only(
+    tmp_path, dataset
+) -> None:
+    """DDP's reducer warned once per process ('find_unused_parameters=True was specified …')."""
+    argv = _tiny_pretrain_argv(dataset, tmp_path / "run")
+    argv[argv.index("--steps") + 1] = "1"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    torchrun += ["--nproc-per-node", "2", "-m", "mmclip", "-q", *argv, "--threads", "1"]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    env.pop("TORCH_CPP_LOG_LEVEL", None)
+    proc = subprocess.run(torchrun, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    noted = [line for line in proc.stderr.splitlines() if "find_unused_parameters" in line]
+    assert len(noted) <= 1 and all(line.startswith("[rank0]") for line in noted), noted
+
+
+def test_ranks_other_than_0_quiet_torchs_cpp_warnings() -> None:
+    code = "import os, mmclip; print(os.environ.get('TORCH_CPP_LOG_LEVEL'))"
+    env = {k: v for k, v in os.environ.items() if k != "TORCH_CPP_LOG_LEVEL"}
+    for rank, expected in (("1", "ERROR"), ("0", "None")):
+        proc = subprocess.run(
+            [sys.executable, "-c", code], env={**env, "RANK": rank}, capture_output=True,
+            text=True, timeout=120,
+        )  # fmt: skip
+        assert proc.stdout.strip() == expected, proc.stderr
