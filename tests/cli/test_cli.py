@@ -809,3 +809,18 @@ def test_ranks_other_than_0_quiet_torchs_cpp_warnings() -> None:
             text=True, timeout=120,
         )  # fmt: skip
         assert proc.stdout.strip() == expected, proc.stderr
+
+
+def test_encode_a_dicom_file(capsys, tmp_path, run_dir, loaded) -> None:
+    """Before: `cannot identify image file`; now the DICOM reaches the model's image loader."""
+    from tests.models.test_image_inputs import write_dicom
+
+    pixels = (np.add.outer(np.arange(40), np.arange(36)) * 50).astype(np.uint16)
+    dicom = write_dicom(tmp_path / "x.dcm", pixels, bits=12)
+    out = tmp_path / "x.npy"
+    argv = ["encode", "--model", str(run_dir), "--images", str(dicom), "--out", str(out)]
+    code, _, err = run_cli(capsys, *argv, "--device", "cpu")
+    assert code == 0, err
+    with torch.no_grad():
+        expected = loaded.encode_image([str(dicom)]).numpy()
+    np.testing.assert_allclose(np.load(out), expected, atol=1e-5)
