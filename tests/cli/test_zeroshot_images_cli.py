@@ -31,6 +31,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("zeroshot-images")
     tiny_model(make_tokenizer()).save_pretrained(root / "model")
     grey = (np.random.default_rng(1).random((48, 40)) * 255).astype(np.uint8)
+    grey[0, 0], grey[0, 1] = 0, 255  # full range: the DICOM's min-max keeps the values
     Image.fromarray(grey).save(root / "a.png")
     write_dicom(root / "b.dcm", grey.astype(np.uint16) * 257)
     return {"model": root / "model", "png": root / "a.png", "dcm": root / "b.dcm"}
@@ -54,7 +55,7 @@ def test_zeroshot_on_a_png_and_a_dicom_prints_image_by_finding(capsys, files, mo
     assert [r[0] for r in rows] == images
     values = np.array([[float(v) for v in r[1:]] for r in rows])
     assert ((values >= 0) & (values <= 1)).all()
-    np.testing.assert_allclose(values[0], values[1], atol=2e-3)  # the same picture
+    np.testing.assert_allclose(values[0], values[1], atol=1e-3)  # the same picture, 3 digits
     assert "need not sum to 1" in lines[3]
 
 
@@ -98,3 +99,12 @@ def test_a_single_image_as_root_points_to_images(capsys, files, model) -> None:
 def test_wrong_zeroshot_requests_are_one_line(capsys, model, extra, expected) -> None:
     code, _, err = run_cli(capsys, "zeroshot", "--model", model, *extra)
     assert_one_line_error(code, err, expected)
+
+
+def test_encode_reads_dicom_and_png_of_one_picture_alike(capsys, files, model, tmp_path) -> None:
+    out = tmp_path / "emb.npy"
+    argv = ["encode", "--model", model, "--images", str(files["dcm"]), str(files["png"])]
+    code, _, err = run_cli(capsys, *argv, "--out", str(out), "--device", "cpu")
+    assert code == 0, err
+    embeds = np.load(out)
+    np.testing.assert_allclose(embeds[0], embeds[1], atol=1e-5)
