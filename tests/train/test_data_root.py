@@ -70,8 +70,11 @@ def test_a_missing_dataset_path_names_the_absolute_paths_and_the_setting(
     assert "looked at /data/cxr/covid-notes and " in str(info.value)
 
 
-def test_the_public_recipe_reads_its_sources_from_the_data_root(monkeypatch, tmp_path) -> None:
-    config = load_config(REPO / "configs" / "public-cxr-patch.yaml")
+@pytest.mark.parametrize("recipe", ["public-cxr.yaml", "public-cxr-patch.yaml"])
+def test_the_public_recipes_read_their_sources_from_the_data_root(
+    monkeypatch, tmp_path, recipe
+) -> None:
+    config = load_config(REPO / "configs" / recipe)
     assert config.data.root == "../shared/data"
     names = {"covid-notes", "kermany-pneumonia", "iu-reports"}
     assert {s.root for s in config.data.sources} == names
