@@ -38,6 +38,13 @@ class GradientShares:
 
     norms: dict[str, float] = field(default_factory=dict)
     batches: int = 0
+    guided_rows: int = 0
+    image_text_rows: int = 0
+
+    def guided_row_share(self) -> float:
+        """Share of the image–text rows (pairs and image + prompt) whose text has a focus
+        token, i.e. whose AttMIM mask can follow the text (the others are masked uniformly)."""
+        return self.guided_rows / self.image_text_rows if self.image_text_rows else 0.0
 
     def shares(self) -> dict[str, float]:
         """term → ``norm / Σ norms`` (0 for all when every norm is 0)."""
@@ -55,6 +62,7 @@ class GradientShares:
             "norms": dict(self.norms),
             "shares": self.shares(),
             "masked_pass_share": self.masked_pass_share(),
+            "guided_row_share": self.guided_row_share(),
             "batches": self.batches,
         }
 
@@ -65,6 +73,8 @@ class GradientShares:
             lines.append(f"| {term} | {self.norms[term]:.4g} | {100 * share:.1f} % |")
         lines.append(f"| **masked pass** ({' + '.join(MASKED_PASS_TERMS)}) | | "
                      f"**{100 * self.masked_pass_share():.1f} %** |")
+        lines.append(f"\nGuided rows: {self.guided_rows} of {self.image_text_rows} image–text "
+                     f"rows ({100 * self.guided_row_share():.1f} %) have a focus token.")
         return "\n".join(lines)
 
 
@@ -100,6 +110,19 @@ def term_gradient_norms(
     return norms
 
 
+def _guided_rows(model: nn.Module, batch: object) -> tuple[int, int]:
+    """(rows with a focus token, image–text rows) of a batch."""
+    image_index, text_index = batch.image_index, batch.text_index  # type: ignore[attr-defined]
+    if image_index is None or text_index is None:
+        return 0, 0
+    both = torch.isin(text_index, image_index)
+    rows = both.nonzero().flatten()
+    if not rows.numel():
+        return 0, 0
+    weights = model.guidance_weights(batch, rows)  # type: ignore[operator]
+    return int((weights.sum(dim=1) > 0).sum()), int(rows.numel())
+
+
 def gradient_shares(model: nn.Module, batches: Iterable[object], step: int) -> GradientShares:
     """Mean per-term gradient norms on ``model.visual`` over ``batches``.
 
@@ -115,6 +138,9 @@ def gradient_shares(model: nn.Module, batches: Iterable[object], step: int) -> G
     weights = vars(model.config.loss_weights)  # type: ignore[union-attr]
     result = GradientShares()
     for batch in batches:
+        guided, rows = _guided_rows(model, batch)
+        result.guided_rows += guided
+        result.image_text_rows += rows
         out = model(batch, step=step)
         norms = term_gradient_norms({t: getattr(out, t) for t in LOSS_TERMS}, weights, params)
         for term, norm in norms.items():

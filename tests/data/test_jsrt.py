@@ -212,3 +212,11 @@ def test_the_real_folder() -> None:
     first = next(r for r in records if r.image_path.name == "JPCLN001.jpg")
     assert first.meta["finding_text"] == "Nodule in the left upper lobe."
     assert first.meta["x"] > 256  # a left-lung nodule lies on the image's right half (PA)
+
+
+def test_reports_make_pairs_whose_text_is_the_finding_text(tmp_path: Path) -> None:
+    root = write_fake_jsrt(tmp_path / "jsrt")
+    records = load_jsrt(root, split="train", reports=True)
+    assert records and all(r.kind == SampleKind.PAIRED for r in records)
+    assert all(r.report == r.meta["finding_text"] for r in records)
+    assert all(r.labels in ({"Nodule": 1, "No Finding": 0}, {"No Finding": 1, "Nodule": 0}) for r in records)

@@ -36,3 +36,13 @@ def test_the_encoder_gradient_scale_multiplies_only_the_masked_image_term() -> N
     assert ten.norms["mim"] == pytest.approx(10 * one.norms["mim"], rel=1e-4)
     assert ten.norms["clip"] == pytest.approx(one.norms["clip"], rel=1e-5)
     assert one.norms["clip_masked"] > 0 and ten.masked_pass_share() > one.masked_pass_share()
+
+
+def test_the_guided_row_share_counts_image_text_rows_with_a_focus_token() -> None:
+    tok = make_tokenizer()
+    batch = make_batch(tok, MIXED, image_size=32)
+    shares = gradient_shares(tiny_model(tok).train(), [batch], step=0)
+    # MIXED: 3 pairs + 2 image-prompt rows have an image and a text; each names a present
+    # finding ("Findings consistent with pneumonia."), so each is guided
+    assert (shares.guided_rows, shares.image_text_rows) == (5, 5)
+    assert shares.to_dict()["guided_row_share"] == 1.0

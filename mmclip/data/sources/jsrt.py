@@ -136,7 +136,11 @@ def _optional(value: str) -> str | None:
 
 
 def load_jsrt(
-    root: str | Path, split: str = "all", test_fraction: float = 0.4, seed: int = 0
+    root: str | Path,
+    split: str = "all",
+    test_fraction: float = 0.4,
+    seed: int = 0,
+    reports: bool = False,
 ) -> list[XrayRecord]:
     """Image-only labelled records of the JSRT database, with the nodule geometry in ``meta``.
 
@@ -145,6 +149,10 @@ def load_jsrt(
         split: ``train``, ``test`` or ``all`` (every record, each with its split).
         test_fraction: share of the nodule images and of the normals in ``test``.
         seed: the split's seed.
+        reports: give each record its finding text as a report ("Nodule in the left upper
+            lobe." / the no-nodule text), making it an image–report pair: the text then
+            says *where* the nodule is, which the local term and AttMIM's guidance can use.
+            False (default): image-only records whose labels become disease-kind prompts.
 
     Raises:
         DataError: a missing folder or ``nodules.csv`` (named with its absolute path), missing
@@ -202,7 +210,7 @@ def load_jsrt(
         records.append(
             XrayRecord(
                 image_path=path,
-                report=None,
+                report=meta["finding_text"] if reports else None,
                 labels=labels,
                 patient_id=Path(image).stem,
                 view="PA",
