@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -28,16 +27,6 @@ REPORTS = [
     "The heart is enlarged. Cardiomegaly.",
     "Findings consistent with right consolidation.",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """``main`` installs a root handler on the (captured) stderr; undo it after each test."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

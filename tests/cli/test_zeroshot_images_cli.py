@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +13,6 @@ from tests.models.helpers import make_tokenizer, tiny_model
 from tests.models.test_image_inputs import write_dicom
 
 from .test_cli import assert_one_line_error, run_cli
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture(scope="module")

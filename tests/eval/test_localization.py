@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import math
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from mmclip.eval.localization import (
     wrong_side_texts,
 )
 from mmclip.eval.masks import GuidedMasks, lesion_overlap, mask_hit_rate
+from tests.cli.test_cli import run_cli
 
 GRID = 8
 P = GRID * GRID
@@ -350,26 +350,6 @@ def test_evaluate_localization_with_a_tiny_model(jsrt_root: Path, model_dir: Pat
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def _restore_logging():
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-def _run(capsys, *argv: str) -> tuple[int, str, str]:
-    from mmclip.cli import main
-
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_the_localize_command(capsys, tmp_path, jsrt_root, model_dir, _restore_logging) -> None:
     out = tmp_path / "loc"
     argv = [
@@ -377,7 +357,7 @@ def test_the_localize_command(capsys, tmp_path, jsrt_root, model_dir, _restore_l
         "--out", str(out), "--draws", "10", "--bootstrap", "20", "--limit", "4",
         "--device", "cpu", "--backend", "pil",
     ]  # fmt: skip
-    code, stdout, err = _run(capsys, *argv)
+    code, stdout, err = run_cli(capsys, *argv)
     assert code == 0, err
     data = json.loads((out / "localization.json").read_text())
     assert list(data["methods"]) == ["model", *LOCALIZATION_BASELINES]
@@ -387,19 +367,19 @@ def test_the_localize_command(capsys, tmp_path, jsrt_root, model_dir, _restore_l
     for name in LOCALIZATION_BASELINES:
         assert f"| {name} |" in markdown and f"| {name} |" in stdout
     # a second run refuses to overwrite, unless asked
-    code, _, err = _run(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 2 and "already exist" in err and "--overwrite" in err
-    code, _, err = _run(capsys, *argv, "--overwrite")
+    code, _, err = run_cli(capsys, *argv, "--overwrite")
     assert code == 0, err
 
 
 def test_localize_user_errors(capsys, tmp_path, model_dir, _restore_logging) -> None:
-    code, _, err = _run(
+    code, _, err = run_cli(
         capsys, "localize", "--model", str(model_dir), "--data-root", str(tmp_path / "none")
     )
     assert code == 2 and "does not exist" in err and str(tmp_path / "none") in err
     (tmp_path / "empty").mkdir()
-    code, _, err = _run(
+    code, _, err = run_cli(
         capsys, "localize", "--model", str(model_dir), "--data-root", str(tmp_path / "empty"),
         "--out", str(tmp_path / "o"),
     )  # fmt: skip
