@@ -57,8 +57,27 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("concentration", "attention concentration (×)"),
     ("pointing_game", "pointing game"),
     ("guided", "lesion-hit, guided mask"),
-    ("random", "lesion-hit, uniform mask"),
+    ("random", "lesion-hit, uniform mask (100 draws)"),
+    ("best_text_free_pointing_game", "pointing game, best text-free rule"),
+    ("best_text_free_concentration", "concentration (×), best text-free rule"),
+    ("wrong_text_pointing_game", "pointing game, wrong report"),
+    ("wrong_text_concentration", "concentration (×), wrong report"),
 )
+
+TEXT_FREE = ("uniform", "image-minus-mean", "brightest", "location-prior")
+"""The baselines of the suite's localisation table that read no text."""
+
+
+def baseline_measures(data: dict) -> dict[str, float]:
+    """The best text-free rule's and the wrong report's pointing game and concentration."""
+    methods = data.get("attmim_localization_baselines", {}).get("methods", {})
+    out: dict[str, float] = {}
+    for measure in ("pointing_game", "concentration"):
+        values = [float(methods[m][measure]) for m in TEXT_FREE if m in methods]
+        out[f"best_text_free_{measure}"] = max(values) if values else math.nan
+        wrong = methods.get("wrong-text", {})
+        out[f"wrong_text_{measure}"] = float(wrong.get(measure, math.nan))
+    return out
 
 
 def run_one(out: Path, variant: str, seed: int, extra: list[str]) -> dict[str, float]:
@@ -89,7 +108,8 @@ def run_one(out: Path, variant: str, seed: int, extra: list[str]) -> dict[str, f
     overlap = data.get("attmim_lesion_overlap", {})
     return {
         "zero_shot": float(data["zero_shot"]["mean_auroc"]),
-        **{k: float(overlap.get(k) or math.nan) for k, _ in COLUMNS[1:]},
+        **{k: float(overlap.get(k) or math.nan) for k, _ in COLUMNS[1:5]},
+        **baseline_measures(data),
     }
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from mmclip.eval.ablation import t_interval
 from mmclip.io import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger("decisive_table")
@@ -66,9 +67,6 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("masked_pass_share", "masked-pass gradient share"),
 )
 
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-
-
 def source_index(config: dict, adapter: str) -> int | None:
     """Index of the first data source of ``adapter`` in a parsed recipe, or None."""
     for i, source in enumerate(config.get("data", {}).get("sources", [])):
@@ -87,16 +85,8 @@ def arm_overrides(arm: str, config: dict, kermany_in: bool) -> list[str]:
 
 
 def paired_interval(a: list[float], b: list[float]) -> tuple[float, float, float]:
-    """Mean of ``a - b`` (paired) with its 95 % t-interval over the pairs."""
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    d = d[np.isfinite(d)]
-    if d.size == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(d.mean())
-    if d.size < 2:
-        return mean, math.nan, math.nan
-    half = T_975.get(d.size - 1, 1.96) * float(d.std(ddof=1)) / math.sqrt(d.size)
-    return mean, mean - half, mean + half
+    """Mean of ``a - b`` (paired by seed) with its 95 % t-interval over the seeds."""
+    return t_interval([x - y for x, y in zip(a, b, strict=True)])
 
 
 def evaluate_run(run_dir: Path, data: Path, bootstrap: int, config_path: str) -> dict[str, float]:

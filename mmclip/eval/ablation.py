@@ -24,6 +24,7 @@ __all__ = [
     "add_runner_arguments",
     "mean_sd",
     "paired_differences",
+    "t_interval",
     "write_ablation",
 ]
 
@@ -45,6 +46,25 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float]:
     mean = sum(finite) / n
     sd = math.sqrt(sum((v - mean) ** 2 for v in finite) / (n - 1)) if n > 1 else math.nan
     return mean, sd
+
+
+T_975: dict[int, float] = {
+    1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262
+}
+"""Student's t quantile 0.975 by degrees of freedom (1.96 beyond)."""
+
+
+def t_interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean of the finite values with its 95 % Student-t interval (``nan`` bounds below two).
+
+    For seed-paired differences this is the interval of the mean difference over seeds.
+    """
+    mean, sd = mean_sd(values)
+    n = sum(1 for v in values if not math.isnan(v))
+    if n < 2 or math.isnan(sd):
+        return mean, math.nan, math.nan
+    half = T_975.get(n - 1, 1.96) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
 
 
 def paired_differences(table: AblationTable, reference: str) -> AblationTable:
@@ -83,6 +103,9 @@ def _cell(values: Sequence[float], signed: bool = False) -> str:
     number = f"{mean:+.3f}" if signed else f"{mean:.3f}"
     if math.isnan(sd):
         return f"{number} (1 seed)"
+    if signed:  # a seed-paired difference: its 95 % interval over seeds
+        _, low, high = t_interval(values)
+        return f"{number} ± {sd:.3f} [{low:+.3f}, {high:+.3f}]"
     return f"{number} ± {sd:.3f}"
 
 
@@ -115,7 +138,7 @@ def _markdown(
         lines += [
             "",
             f"Difference from `{reference}`, paired by seed (mean ± sd of the per-seed "
-            "differences):",
+            "differences [95 % t-interval over seeds]):",
             "",
             *_table_lines(paired_differences(table, reference), columns, {}, signed=True),
         ]

@@ -17,7 +17,7 @@ from mmclip.data.records import NO_FINDING
 
 from .embed import encode_records, label_matrix, load_images
 from .finetune import FinetuneConfig, finetune
-from .masks import guided_masks, lesion_overlap, lesion_patches, load_lesion_masks
+from .masks import guidance_maps, guided_masks, lesion_overlap, lesion_patches, load_lesion_masks
 from .plots import plot_attmim_masks, plot_roc_curves
 from .probe import DEFAULT_FRACTIONS, DEFAULT_SEEDS, FewLabelResult, linear_probe
 from .report import (
@@ -171,9 +171,11 @@ def _baseline_lesion_section(
     options: SuiteOptions,
     results: dict[str, Any],
     sections: dict[str, str],
+    texts: Sequence[str] = (),
 ) -> None:
     """The guidance's lesion measures beside the text-free baselines (uniform,
-    image-minus-mean, brightest, location-prior), all measured the same way."""
+    image-minus-mean, brightest, location-prior) and the model with a wrong report (another
+    image's: ``texts`` rotated by half their number), all measured the same way."""
     from .localization import baseline_maps, compare_maps, image_intensity
 
     cfg = model.config
@@ -184,6 +186,13 @@ def _baseline_lesion_section(
     intensity = image_intensity(images, cfg.vision.image_mean, cfg.vision.image_std)
     maps = {"model": scores, **baseline_maps(intensity, grid, mean_image, prior)}
     notes["model"] = "the model's text → patch guidance with each image's report"
+    if len(texts) > 1:
+        shift = len(texts) // 2
+        wrong = [texts[(i + shift) % len(texts)] for i in range(len(texts))]
+        maps["wrong-text"] = guidance_maps(model, images, wrong)
+        notes["wrong-text"] = (
+            f"the model's guidance with another test image's report (the list rotated by {shift})"
+        )
     result = compare_maps(
         maps,
         lesions,
@@ -258,6 +267,7 @@ def _mask_section(
             options,
             results,
             sections,
+            texts,
         )
     files["attmim_masks"] = plot_attmim_masks(
         test_images[[paired[i] for i in show]],

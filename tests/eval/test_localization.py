@@ -412,8 +412,9 @@ def test_the_suite_puts_text_free_baselines_beside_the_guidance(tmp_path, model_
         pytest.skip("no test image with a lesion in this tiny set")
     baselines = results["attmim_localization_baselines"]
     assert list(baselines["methods"]) == [
-        "model", "uniform", "image-minus-mean", "brightest", "location-prior"
+        "model", "uniform", "image-minus-mean", "brightest", "location-prior", "wrong-text"
     ]  # fmt: skip
+    assert "another test image's report" in baselines["notes"]["wrong-text"]
     assert baselines["n_draws"] >= 100
     assert results["attmim_lesion_overlap"]["random"] == pytest.approx(
         baselines["methods"]["uniform"]["lesion_hit"], abs=0.1

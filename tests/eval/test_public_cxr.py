@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from mmclip.eval.ablation import mean_sd, paired_differences, write_ablation
+from mmclip.eval.ablation import mean_sd, paired_differences, t_interval, write_ablation
 from mmclip.eval.public_cxr import evaluate_public_cxr, public_summary
 
 
@@ -50,6 +50,13 @@ def test_mean_sd_is_the_sample_sd_of_the_finite_values() -> None:
     assert all(math.isnan(v) for v in mean_sd([]))
 
 
+def test_t_interval_is_the_95_percent_student_interval_of_the_mean() -> None:
+    mean, low, high = t_interval([1.0, 2.0, 3.0, float("nan")])
+    half = 4.303 * 1.0 / math.sqrt(3)  # t(0.975, 2 df) · sd / sqrt(n)
+    assert mean == 2.0 and math.isclose(low, 2.0 - half) and math.isclose(high, 2.0 + half)
+    assert all(math.isnan(v) for v in t_interval([0.5])[1:])  # one seed: no interval
+
+
 def test_write_ablation_writes_the_table_json_and_plot(tmp_path) -> None:
     table = {"full": {"a": [0.8, 0.82]}, "uniform": {"a": [0.7]}}
     paths = write_ablation(
@@ -86,7 +93,7 @@ def test_write_ablation_adds_the_paired_difference_table(tmp_path) -> None:
     paths = write_ablation(tmp_path, table, [("a", "A")], {}, "title", "footer", reference="full")
     text = paths["markdown"].read_text(encoding="utf-8")
     assert "Difference from `full`, paired by seed" in text
-    assert "| uniform | +0.015 ± 0.007 |" in text
+    assert "| uniform | +0.015 ± 0.007 [-0.049, +0.079] |" in text
     without = write_ablation(tmp_path / "b", table, [("a", "A")], {}, "title")
     assert "paired by seed" not in without["markdown"].read_text(encoding="utf-8")
 
