@@ -407,6 +407,62 @@ class AttMIM(nn.Module):
             target = (target - mean) / (var + 1e-6).sqrt()
         return target
 
+    @staticmethod
+    def _text_weight(
+        batch: int, text_states: Tensor | None, text_weight: Tensor | None
+    ) -> Tensor | None:
+        """Check the text inputs; the guidance weights (all ones by default)."""
+        if text_states is None:
+            return text_weight
+        if text_states.ndim != 3 or text_states.shape[0] != batch:
+            raise ValueError(
+                f"text_states must have shape ({batch}, T, H); got {tuple(text_states.shape)}"
+            )
+        if text_weight is None:
+            return text_states.new_ones(text_states.shape[:2], dtype=torch.float32)
+        if tuple(text_weight.shape) != tuple(text_states.shape[:2]):
+            raise ValueError(
+                f"text_weight must have shape {tuple(text_states.shape[:2])}; "
+                f"got {tuple(text_weight.shape)}"
+            )
+        return text_weight
+
+    def choose_mask(
+        self,
+        images: Tensor,
+        text_states: Tensor | None,
+        text_weight: Tensor | None,
+        guide_states: Tensor | None,
+        tau: float,
+        guide_scale: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The guidance scores and the mask drawn from them at temperature ``tau``.
+
+        Args:
+            images (Tensor[B, C, H, W]); text_states (Tensor[B, T, H_t] | None);
+            text_weight (Tensor[B, T] | None); guide_states (Tensor[B, P, D] | None): as
+                :meth:`forward`'s. ``tau = inf`` (or no text) masks uniformly.
+
+        Returns:
+            scores (Tensor[B, P] float32), keep_idx (Tensor[B, K]), mask_idx (Tensor[B, P - K]),
+            mask (Tensor[B, P] bool).
+        """
+        batch, num_patches = images.shape[0], self.encoder.num_patches
+        if math.isinf(tau) or batch == 0 or text_states is None:
+            scores = torch.full((batch, num_patches), 1.0 / num_patches, device=images.device)
+            sampling = scores
+        else:
+            assert text_weight is not None
+            scores = self.guidance_scores(
+                images, text_states, text_weight, guide_states, guide_scale
+            )
+            sampling = dilate_scores(scores, self.encoder.grid_size, self.config.mask_dilation)
+        keep_idx, mask_idx, mask = attention_guided_mask(
+            sampling, self.config.mask_ratio, tau, generator=generator
+        )
+        return scores, keep_idx, mask_idx, mask
+
     def forward(
         self,
         images: Tensor,
@@ -446,43 +502,17 @@ class AttMIM(nn.Module):
             :class:`MIMOutput`.
         """
         self.encoder.check_images(images)
-        batch = images.shape[0]
-        num_patches = self.encoder.num_patches
-        if text_states is not None:
-            if text_states.ndim != 3 or text_states.shape[0] != batch:
-                raise ValueError(
-                    f"text_states must have shape ({batch}, T, H); got {tuple(text_states.shape)}"
-                )
-            if text_weight is None:
-                text_weight = text_states.new_ones(text_states.shape[:2], dtype=torch.float32)
-            elif tuple(text_weight.shape) != tuple(text_states.shape[:2]):
-                raise ValueError(
-                    f"text_weight must have shape {tuple(text_states.shape[:2])}; "
-                    f"got {tuple(text_weight.shape)}"
-                )
-        tau_used = float(self.current_tau(step) if tau is None else tau)
-        if text_states is None:
-            tau_used = math.inf
-        if math.isinf(tau_used) or batch == 0:
-            scores = torch.full((batch, num_patches), 1.0 / num_patches, device=images.device)
-        else:
-            assert text_weight is not None
-            scores = self.guidance_scores(
-                images, text_states, text_weight, guide_states, guide_scale
-            )
-        sampling = scores
-        if not math.isinf(tau_used):
-            sampling = dilate_scores(scores, self.encoder.grid_size, self.config.mask_dilation)
-        keep_idx, mask_idx, mask = attention_guided_mask(
-            sampling, self.config.mask_ratio, tau_used, generator=generator
+        text_weight = self._text_weight(images.shape[0], text_states, text_weight)
+        tau_used = math.inf if text_states is None else float(
+            self.current_tau(step) if tau is None else tau
+        )
+        scores, keep_idx, mask_idx, mask = self.choose_mask(
+            images, text_states, text_weight, guide_states, tau_used, guide_scale, generator
         )
         encoded = self.encoder(images, keep_idx=keep_idx)
         context = context_mask = None
-        if (
-            text_states is not None
-            and self.decoder.blocks
-            and self.decoder.blocks[0].cross is not None
-        ):
+        cross = bool(self.decoder.blocks) and self.decoder.blocks[0].cross is not None
+        if text_states is not None and cross:
             context = text_states.detach() if self.config.detach_text else text_states
             assert text_weight is not None
             context_mask = text_mask.bool() if text_mask is not None else text_weight > 0
@@ -495,8 +525,7 @@ class AttMIM(nn.Module):
         target = self.target(images, target_cells)
         per_patch = (pred.float() - target).pow(2).mean(dim=-1)  # [B, P]
         weight = mask.float()
-        count = weight.sum()
-        loss = (per_patch * weight).sum() / count.clamp_min(1.0)
+        loss = (per_patch * weight).sum() / weight.sum().clamp_min(1.0)
         return MIMOutput(
             loss=loss,
             pred=pred,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mmclip.config import config_from_dict, config_to_dict
+from mmclip.io import atomic_write_text
 
 __all__ = [
     "LOSS_TERMS",
@@ -298,7 +299,7 @@ class MMCLIPConfig:
         """The config as JSON text, also written to ``path`` when given."""
         text = json.dumps(self.to_dict(), indent=2, sort_keys=True)
         if path is not None:
-            Path(path).write_text(text + "\n", encoding="utf-8")
+            atomic_write_text(path, text + "\n")
         return text
 
     @classmethod

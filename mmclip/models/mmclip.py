@@ -85,6 +85,40 @@ class MMCLIPOutput:
     text_embeds: Tensor | None = None
 
 
+@dataclass
+class _RowGroups:
+    """Where each sample's rows are (-1: none) and the samples of each group."""
+
+    img_row: Tensor
+    txt_row: Tensor
+    paired: Tensor
+    image_only: Tensor
+    text_only: Tensor
+
+
+@dataclass
+class _PairViews:
+    """What :meth:`MMCLIPModel._encode_pairs` computed for the paired samples."""
+
+    text_states: Tensor | None = None
+    text_pooled: Tensor | None = None
+    text_mask: Tensor | None = None
+    patch_states: Tensor | None = None
+    whole_pooled: Tensor | None = None
+    local: Tensor | None = None
+    mim: MIMOutput | None = None
+
+
+def _weighted_mean(parts: list[tuple[Tensor, float]]) -> Tensor | None:
+    """Σ value · count / Σ count (the plain sum when every count is 0); None when empty."""
+    if not parts:
+        return None
+    total = sum(count for _, count in parts)
+    if total <= 0:
+        return sum(value for value, _ in parts)  # type: ignore[return-value]
+    return sum(value * (count / total) for value, count in parts)  # type: ignore[return-value]
+
+
 class MMCLIPModel(ImageTextEncoding, PretrainedModelIO):
     """Contrastive image–text model with AttMIM and EntMLM.
 
@@ -196,7 +230,7 @@ class MMCLIPModel(ImageTextEncoding, PretrainedModelIO):
         step: int | None = None,
         generator: torch.Generator | None = None,
     ) -> MMCLIPOutput:
-        """All loss terms of a mixed batch.
+        """All loss terms of a mixed batch (docs/batch-flow.md follows one batch through).
 
         Args:
             batch: an :class:`~mmclip.batch.MMCLIPBatch` on the model's device.
@@ -207,13 +241,40 @@ class MMCLIPModel(ImageTextEncoding, PretrainedModelIO):
             :class:`MMCLIPOutput`.
         """
         check_batch_rows(batch)
-        cfg = self.config
-        weights = cfg.loss_weights
+        rows = self._row_groups(batch)
+        tau = self.attmim.current_tau(step)
+        out = MMCLIPOutput(loss=torch.zeros((), device=batch.kind.device), tau=tau)
+        out.logit_scale = self.contrastive.scale().detach()
+        views = self._encode_pairs(batch, rows, tau, generator)
+        terms: dict[str, Tensor] = {}
+        if views.local is not None:
+            terms["local"] = views.local
+        if views.mim is not None:
+            out.mim_mask, out.guidance = views.mim.mask, views.mim.scores
+        weights = self.config.loss_weights
+        if weights.clip != 0 and (rows.paired.numel() or is_distributed()):
+            terms.update(self._contrastive_terms(batch, rows, views, out))
+        if weights.mim != 0:
+            mim = self._mim_term(batch, rows, views, generator)
+            if mim is not None:
+                terms["mim"] = mim
+        if weights.mlm != 0:
+            mlm = self._mlm_term(batch, rows, views, generator, out)
+            if mlm is not None:
+                terms["mlm"] = mlm
+        if weights.tp != 0 and (rows.text_only.numel() or is_distributed()):
+            tp = self._text_prompt(batch, rows.text_only, rows.txt_row)
+            if tp is not None:
+                terms["tp"] = tp
+        out.loss = self._weighted_total(terms, out)
+        return out
+
+    def _row_groups(self, batch: MMCLIPBatch) -> _RowGroups:
+        """The samples of each group and the image / text row of every sample."""
         kind = batch.kind
-        device = kind.device
-        n = kind.shape[0]
+        n, device = kind.shape[0], kind.device
         allowed = torch.ones(n, dtype=torch.bool, device=device)
-        if not cfg.use_unpaired:
+        if not self.config.use_unpaired:
             allowed = kind == SampleKind.PAIRED
         img_row = torch.full((n,), -1, dtype=torch.int64, device=device)
         txt_row = torch.full((n,), -1, dtype=torch.int64, device=device)
@@ -221,168 +282,174 @@ class MMCLIPModel(ImageTextEncoding, PretrainedModelIO):
             img_row[batch.image_index] = torch.arange(batch.images.shape[0], device=device)
         if batch.input_ids is not None and batch.text_index is not None:
             txt_row[batch.text_index] = torch.arange(batch.input_ids.shape[0], device=device)
-        paired = ((img_row >= 0) & (txt_row >= 0) & allowed).nonzero().flatten()
-        image_only = ((img_row >= 0) & (txt_row < 0) & allowed).nonzero().flatten()
-        text_only = ((img_row < 0) & (txt_row >= 0) & allowed).nonzero().flatten()
-        labels = batch.prompt_label
-        step_tau = self.attmim.current_tau(step)
-        terms: dict[str, Tensor] = {}
-        out = MMCLIPOutput(loss=torch.zeros((), device=device), tau=step_tau)
-        out.logit_scale = self.contrastive.scale().detach()
+        has_img, has_txt = img_row >= 0, txt_row >= 0
+        return _RowGroups(
+            img_row=img_row,
+            txt_row=txt_row,
+            paired=(has_img & has_txt & allowed).nonzero().flatten(),
+            image_only=(has_img & ~has_txt & allowed).nonzero().flatten(),
+            text_only=(~has_img & has_txt & allowed).nonzero().flatten(),
+        )
 
-        # -------- paired path: text pass, all-patch image pass, local term, AttMIM, CLIP
-        n_pair = int(paired.numel())
-        pair_img, pair_txt = img_row[paired], txt_row[paired]
-        pair_labels = labels[paired] if labels is not None else None
-        want_clip = weights.clip != 0 and (n_pair > 0 or is_distributed())
-        want_local = weights.local != 0
-        want_mim = weights.mim != 0
-        want_mlm = weights.mlm != 0
-        text_states = text_pooled = None
-        patch_states = guide_states = full_pooled = full_cells = None
-        mim_paired: MIMOutput | None = None
-        if n_pair:
-            assert batch.images is not None and batch.input_ids is not None
-            assert batch.attention_mask is not None
-            images = batch.images[pair_img]
-            ids, attn = batch.input_ids[pair_txt], batch.attention_mask[pair_txt]
-            if want_clip or want_mim or want_local:
-                text_out = self.text(ids, attn)
-                text_states, text_pooled = text_out.tokens, text_out.pooled
-            guide_weight = None
-            if want_mim or want_local:
-                guide_weight = self.guidance_weights(batch, pair_txt)
-            guided = want_mim and not math.isinf(step_tau)
-            mlm_cross = (
-                want_mlm and bool(self.entmlm.blocks) and (self.entmlm.blocks[0].cross is not None)
-            )
-            if want_local:
-                # All patches with grad: the local term must see the lesions that the guided
-                # mask hides from the masked pass. The local term and the guidance read the
-                # states after `guide_depth` blocks (all blocks when None); EntMLM the last.
-                assert text_states is not None and guide_weight is not None
-                depth = cfg.attmim.guide_depth
-                full_view = self.visual(images, intermediate=depth)
-                patch_states, full_pooled = full_view.tokens, full_view.pooled
-                full_cells = full_view.cells
-                if full_view.intermediate is not None:
-                    guide_states = full_view.intermediate
+    def _encode_pairs(
+        self,
+        batch: MMCLIPBatch,
+        rows: _RowGroups,
+        tau: float,
+        generator: torch.Generator | None,
+    ) -> _PairViews:
+        """The paired samples' towers: the text, the whole image once, AttMIM's masked view.
+
+        The whole view (all patches, with grad) feeds the local term, the guidance, the
+        contrastive term and EntMLM's image memory; AttMIM then masks from that guidance and
+        encodes its own masked view. Without the local term the whole view runs only when the
+        guidance or EntMLM needs it (no grad unless EntMLM trains the image tower).
+        """
+        views = _PairViews()
+        if not rows.paired.numel():
+            return views
+        cfg, weights = self.config, self.config.loss_weights
+        assert batch.images is not None and batch.input_ids is not None
+        assert batch.attention_mask is not None
+        want_local, want_mim = weights.local != 0, weights.mim != 0
+        images = batch.images[rows.img_row[rows.paired]]
+        txt = rows.txt_row[rows.paired]
+        views.text_mask = batch.attention_mask[txt]
+        if weights.clip != 0 or want_mim or want_local:
+            text = self.text(batch.input_ids[txt], views.text_mask)
+            views.text_states, views.text_pooled = text.tokens, text.pooled
+        guide_weight = self.guidance_weights(batch, txt) if (want_mim or want_local) else None
+        mlm_cross = weights.mlm != 0 and bool(self.entmlm.blocks)
+        mlm_cross = mlm_cross and self.entmlm.blocks[0].cross is not None
+        depth = cfg.attmim.guide_depth
+        guide_states = cells = None
+        guided = want_mim and not math.isinf(tau)
+        if want_local or guided or mlm_cross:
+            whole_depth = want_local or mlm_cross  # else the guidance needs `depth` blocks only
+            grad = want_local or not cfg.entmlm.detach_image
+            with torch.set_grad_enabled(torch.is_grad_enabled() and grad):
+                if whole_depth:
+                    whole = self.visual(images, intermediate=depth)
                 else:
-                    guide_states = patch_states
-                terms["local"] = self.local(
-                    self.text_proj(text_states),
+                    whole = self.visual(images, depth=depth)
+            cells = whole.cells
+            if whole_depth:
+                views.patch_states = whole.tokens
+            guide_states = whole.intermediate if whole.intermediate is not None else whole.tokens
+            if want_local:
+                views.whole_pooled = whole.pooled
+                assert views.text_states is not None and guide_weight is not None
+                labels = batch.prompt_label[rows.paired] if batch.prompt_label is not None else None
+                views.local = self.local(
+                    self.text_proj(views.text_states),
                     guide_weight,
                     self.image_proj(guide_states),
-                    pair_labels,
+                    labels,
                 )
-            elif guided or mlm_cross:
-                # The guidance reads `guide_depth` blocks; EntMLM's memory is always the last
-                # block's states (a speed knob of the guidance must not change the MLM task).
-                depth = cfg.attmim.guide_depth
-                with torch.set_grad_enabled(
-                    torch.is_grad_enabled() and not cfg.entmlm.detach_image
-                ):
-                    if mlm_cross:
-                        view = self.visual(images, intermediate=depth)
-                        patch_states = view.tokens
-                        guide_states = view.intermediate if depth is not None else view.tokens
-                    else:
-                        guide_states = self.visual(images, depth=depth).tokens
-            if want_mim:
-                assert text_states is not None
-                mim_paired = self.attmim(
-                    images,
-                    text_states,
-                    guide_weight,
-                    text_mask=attn.bool(),
-                    guide_states=guide_states,
-                    tau=step_tau,
-                    guide_scale=self.guide_scale(),
-                    generator=generator,
-                    target_cells=full_cells,
-                )
-                out.mim_mask = mim_paired.mask
-                out.guidance = mim_paired.scores
-        if want_clip:
-            if n_pair:
-                assert text_pooled is not None and batch.images is not None
-                # The whole image when the local term has encoded it (what zero-shot sees, and
-                # the lesion a guided mask hides); else the visible patches of the MIM pass.
-                if full_pooled is not None:
-                    pooled = full_pooled
-                elif mim_paired is not None:
-                    pooled = mim_paired.pooled
-                else:
-                    pooled = self.visual(batch.images[pair_img]).pooled
-                z_img = self.image_proj(pooled)
-                z_txt = self.text_proj(text_pooled)
-                clip_labels = pair_labels
-            else:  # this rank has no pair but others may: join the all-gather
-                z_img = self.image_proj(self.visual.cls_token.new_zeros(0, self.visual.width))
-                z_txt = self.text_proj(self.visual.cls_token.new_zeros(0, self.text.hidden_size))
-                clip_labels = (
-                    torch.zeros(0, dtype=torch.int64, device=device) if labels is not None else None
-                )
-            if clip_labels is None and self.contrastive.label_aware and is_distributed():
-                # every rank must join the labels' all-gather: -1 = unknown disease kind
-                clip_labels = torch.full((z_img.shape[0],), -1, dtype=torch.int64, device=device)
-            terms["clip"] = self.contrastive(z_img, z_txt, clip_labels)
-            if weights.clip_masked != 0 and (mim_paired is not None or not n_pair):
-                # XLIP: the masked view is aligned with the report too, so the masked pass
-                # carries the contrastive gradient as well as the reconstruction's.
-                z_masked = z_img[:0] if mim_paired is None else self.image_proj(mim_paired.pooled)
-                terms["clip_masked"] = self.contrastive(z_masked, z_txt, clip_labels)
-            out.image_embeds = F.normalize(z_img.detach().float(), dim=-1)
-            out.text_embeds = F.normalize(z_txt.detach().float(), dim=-1)
-
-        # -------- AttMIM on image-only samples: uniform masking, no cross-attention
-        mim_parts: list[tuple[Tensor, float]] = []
-        if mim_paired is not None:
-            mim_parts.append((mim_paired.loss, float(mim_paired.mask.sum())))
-        if want_mim and image_only.numel():
-            assert batch.images is not None
-            mim_io = self.attmim(batch.images[img_row[image_only]], None, generator=generator)
-            mim_parts.append((mim_io.loss, float(mim_io.mask.sum())))
-        if mim_parts:
-            total = sum(c for _, c in mim_parts)
-            terms["mim"] = (
-                sum(loss * (c / total) for loss, c in mim_parts)
-                if total > 0
-                else sum(loss for loss, _ in mim_parts)
+        if want_mim:
+            assert views.text_states is not None
+            views.mim = self.attmim(
+                images,
+                views.text_states,
+                guide_weight,
+                text_mask=views.text_mask.bool(),
+                guide_states=guide_states,
+                tau=tau,
+                guide_scale=self.guide_scale(),
+                generator=generator,
+                target_cells=cells,
             )
+        return views
 
-        # -------- EntMLM: paired texts with image memory, text-only texts without
-        if want_mlm:
-            mlm_parts: list[MLMOutput] = []
-            if n_pair:
-                mlm_parts.append(self._mlm(batch, pair_txt, patch_states, generator))
-            if text_only.numel():
-                mlm_parts.append(self._mlm(batch, txt_row[text_only], None, generator))
-            if mlm_parts:
-                total = sum(p.num_masked for p in mlm_parts)
-                if total:
-                    terms["mlm"] = sum(p.loss * (p.num_masked / total) for p in mlm_parts)
-                    out.mlm_accuracy = sum(p.accuracy * (p.num_masked / total) for p in mlm_parts)
-                else:
-                    terms["mlm"] = sum(p.loss for p in mlm_parts)
+    def _contrastive_terms(
+        self, batch: MMCLIPBatch, rows: _RowGroups, views: _PairViews, out: MMCLIPOutput
+    ) -> dict[str, Tensor]:
+        """``clip`` (the whole view, else the masked one) and ``clip_masked`` of the pairs.
 
-        # -------- text–prompt contrastive term for text-only reports. An all-gather: under
-        # several ranks every rank joins it, with an empty batch when it has no such sample.
-        if weights.tp != 0 and (text_only.numel() or is_distributed()):
-            tp = self._text_prompt(batch, text_only, txt_row)
-            if tp is not None:
-                terms["tp"] = tp
+        A rank with no pair joins the all-gathers with empty embeddings.
+        """
+        labels = batch.prompt_label
+        device = batch.kind.device
+        if rows.paired.numel():
+            assert views.text_pooled is not None and batch.images is not None
+            if views.whole_pooled is not None:
+                pooled = views.whole_pooled
+            elif views.mim is not None:
+                pooled = views.mim.pooled
+            else:
+                pooled = self.visual(batch.images[rows.img_row[rows.paired]]).pooled
+            z_img, z_txt = self.image_proj(pooled), self.text_proj(views.text_pooled)
+            clip_labels = labels[rows.paired] if labels is not None else None
+        else:
+            empty = self.visual.cls_token.new_zeros(0, self.visual.width)
+            z_img = self.image_proj(empty)
+            z_txt = self.text_proj(empty.new_zeros(0, self.text.hidden_size))
+            clip_labels = None if labels is None else torch.zeros(0, dtype=torch.int64, device=device)
+        if clip_labels is None and self.contrastive.label_aware and is_distributed():
+            # every rank must join the labels' all-gather: -1 = unknown disease kind
+            clip_labels = torch.full((z_img.shape[0],), -1, dtype=torch.int64, device=device)
+        terms = {"clip": self.contrastive(z_img, z_txt, clip_labels)}
+        if self.config.loss_weights.clip_masked != 0 and (views.mim is not None or not rows.paired.numel()):
+            # XLIP: the masked view is aligned with the report too, so the masked pass
+            # carries the contrastive gradient as well as the reconstruction's.
+            z_masked = z_img[:0] if views.mim is None else self.image_proj(views.mim.pooled)
+            terms["clip_masked"] = self.contrastive(z_masked, z_txt, clip_labels)
+        out.image_embeds = F.normalize(z_img.detach().float(), dim=-1)
+        out.text_embeds = F.normalize(z_txt.detach().float(), dim=-1)
+        return terms
 
-        total_loss = self.contrastive.logit_scale.sum() * 0.0
-        for name, value in terms.items():
+    def _mim_term(
+        self,
+        batch: MMCLIPBatch,
+        rows: _RowGroups,
+        views: _PairViews,
+        generator: torch.Generator | None,
+    ) -> Tensor | None:
+        """AttMIM over the pairs (guided, text cross-attention) and the image-only samples
+        (uniform, no cross-attention), weighted by their masked patches."""
+        parts: list[tuple[Tensor, float]] = []
+        if views.mim is not None:
+            parts.append((views.mim.loss, float(views.mim.mask.sum())))
+        if rows.image_only.numel():
+            assert batch.images is not None
+            alone = self.attmim(batch.images[rows.img_row[rows.image_only]], None, generator=generator)
+            parts.append((alone.loss, float(alone.mask.sum())))
+        return _weighted_mean([(loss, count) for loss, count in parts])
+
+    def _mlm_term(
+        self,
+        batch: MMCLIPBatch,
+        rows: _RowGroups,
+        views: _PairViews,
+        generator: torch.Generator | None,
+        out: MMCLIPOutput,
+    ) -> Tensor | None:
+        """EntMLM over the paired texts (image memory) and the text-only texts (none)."""
+        parts: list[MLMOutput] = []
+        if rows.paired.numel():
+            parts.append(self._mlm(batch, rows.txt_row[rows.paired], views.patch_states, generator))
+        if rows.text_only.numel():
+            parts.append(self._mlm(batch, rows.txt_row[rows.text_only], None, generator))
+        if not parts:
+            return None
+        counts = [(p, float(p.num_masked)) for p in parts]
+        if sum(c for _, c in counts):
+            out.mlm_accuracy = _weighted_mean([(p.accuracy, c) for p, c in counts])
+        return _weighted_mean([(p.loss, c) for p, c in counts])
+
+    def _weighted_total(self, terms: dict[str, Tensor], out: MMCLIPOutput) -> Tensor:
+        """Σ weight · term over the present terms (each also set on ``out``); a loss that
+        ``backward()`` accepts even when no term is present."""
+        weights = self.config.loss_weights
+        total = self.contrastive.logit_scale.sum() * 0.0
+        for name, value in terms.items():  # names of LOSS_TERMS
             setattr(out, name, value)
-            total_loss = total_loss + getattr(weights, name) * value
-        if torch.is_grad_enabled() and (not terms or not total_loss.requires_grad):
+            total = total + getattr(weights, name) * value
+        if torch.is_grad_enabled() and (not terms or not total.requires_grad):
             # No active term: still a loss that backward() accepts (with a fixed temperature
             # the logit scale above is a buffer, without graph).
-            total_loss = total_loss + connected_zero(self)
-        out.loss = total_loss
-        return out
+            total = total + connected_zero(self)
+        return total
 
     def guide_scale(self) -> float:
         """Logit scale of the guidance's token → patch softmax: ``self.attmim.guide_scale()``.

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..io import atomic_output, atomic_write_text
+from ..io import atomic_output, atomic_output_dir, atomic_write_text
 from .config import MMCLIPConfig
 from .text import load_tokenizer
 
@@ -106,7 +106,8 @@ def write_model_directory(
         save_file(state, str(tmp), metadata={"format": "pt", "model_type": "mmclip"})
     atomic_write_text(directory / CONFIG_NAME, json.dumps(data, indent=2, sort_keys=True) + "\n")
     if tokenizer is not None:
-        tokenizer.save_pretrained(str(directory))
+        with atomic_output_dir(directory) as tmp:
+            tokenizer.save_pretrained(str(tmp))
     logger.info("saved %s to %s", config.name, directory)
     return directory
 
