@@ -56,8 +56,16 @@ except ImportError:  # pragma: no cover - the message is the point
         f"would not load. Build against that torch instead: `{REBUILD}`"
     )
 
+def same_torch(installed: str, running: str) -> bool:
+    """Whether two torch version strings name one build: the local part (``+cu130``) is
+    compared only when both carry one (some images record ``2.11.0`` for ``2.11.0+cu130``)."""
+    if "+" in installed and "+" in running:
+        return installed == running
+    return installed.split("+")[0] == running.split("+")[0]
+
+
 _TARGET = _target_torch_version()
-if _TARGET is not None and _TARGET != torch.__version__:
+if _TARGET is not None and not same_torch(_TARGET, torch.__version__):
     _stop(
         f"this build sees torch {torch.__version__} (an isolated build environment?) but "
         f"the environment you install into has torch {_TARGET}; operators built against "
