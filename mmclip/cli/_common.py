@@ -174,7 +174,7 @@ def _data_root_arg(p: argparse.ArgumentParser) -> None:
     """``--data-root``: the folder relative dataset paths are read from (sets MMCLIP_DATA)."""
     p.add_argument(
         "--data-root",
-        dest="mmclip_data_root",  # `localize --data-root` is its dataset folder: another dest
+        dest="mmclip_data_root",
         metavar="DIR",
         help="the folder that relative dataset paths (--root, a config's sources) are read "
         "from; sets MMCLIP_DATA for this command (default: $MMCLIP_DATA, else the config's "

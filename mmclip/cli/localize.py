@@ -26,7 +26,7 @@ def cmd_localize(args: argparse.Namespace) -> int:
     existing = [str(out / name) for name in OUTPUT_FILES if (out / name).exists()]
     if existing and not args.overwrite:
         raise CLIError(f"{', '.join(existing)} already exist(s); pass --overwrite or another --out")
-    root = Path(args.data_root)
+    root = Path(args.root)
     if not root.exists():
         raise CLIError(f"JSRT folder {str(root.resolve())!r} does not exist")
     _set_threads(args.threads)
@@ -90,11 +90,11 @@ def add_parser(sub: Any) -> None:
         "text-free baselines uniform, image-minus-mean, brightest, location-prior and "
         "wrong-text, in the same run. Writes localization.json and localization.md.",
         epilog="example:\n  mmclip localize --model runs/demo/model "
-        "--data-root ../shared/data/jsrt-nodules --split test --out results/jsrt",
+        "--root ../shared/data/jsrt-nodules --split test --out results/jsrt",
     )
     _common(p)
     p.add_argument("--model", required=True, help="a saved model directory (or a run directory)")
-    p.add_argument("--data-root", required=True, help="the JSRT folder (nodules.csv, images/)")
+    p.add_argument("--root", required=True, help="the JSRT folder (nodules.csv, images/)")
     p.add_argument(
         "--split", default="test", choices=("train", "test", "all"), help="images to evaluate"
     )

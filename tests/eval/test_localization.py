@@ -353,7 +353,7 @@ def test_evaluate_localization_with_a_tiny_model(jsrt_root: Path, model_dir: Pat
 def test_the_localize_command(capsys, tmp_path, jsrt_root, model_dir, _restore_logging) -> None:
     out = tmp_path / "loc"
     argv = [
-        "localize", "--model", str(model_dir.parent), "--data-root", str(jsrt_root),
+        "localize", "--model", str(model_dir.parent), "--root", str(jsrt_root),
         "--out", str(out), "--draws", "10", "--bootstrap", "20", "--limit", "4",
         "--device", "cpu", "--backend", "pil",
     ]  # fmt: skip
@@ -375,12 +375,12 @@ def test_the_localize_command(capsys, tmp_path, jsrt_root, model_dir, _restore_l
 
 def test_localize_user_errors(capsys, tmp_path, model_dir, _restore_logging) -> None:
     code, _, err = run_cli(
-        capsys, "localize", "--model", str(model_dir), "--data-root", str(tmp_path / "none")
+        capsys, "localize", "--model", str(model_dir), "--root", str(tmp_path / "none")
     )
     assert code == 2 and "does not exist" in err and str(tmp_path / "none") in err
     (tmp_path / "empty").mkdir()
     code, _, err = run_cli(
-        capsys, "localize", "--model", str(model_dir), "--data-root", str(tmp_path / "empty"),
+        capsys, "localize", "--model", str(model_dir), "--root", str(tmp_path / "empty"),
         "--out", str(tmp_path / "o"),
     )  # fmt: skip
     assert code == 2 and "nodules.csv" in err and "Traceback" not in err
