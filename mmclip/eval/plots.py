@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from mmclip.io import atomic_save_figure
+from mmclip.models.config import LOSS_TERMS
 
 from .metrics import roc_auc, roc_curve
 
@@ -144,7 +145,7 @@ def plot_loss_curve(metrics_jsonl: str | Path, path: str | Path) -> Path:
                 records[int(r["step"])] = r
     steps = sorted(records)
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
-    for key in ("loss", "clip", "mim", "mlm", "tp"):
+    for key in ("loss", *LOSS_TERMS):
         ys = [records[s].get(key) for s in steps]
         if any(y is not None for y in ys):
             ax.plot(steps, [np.nan if y is None else y for y in ys], label=key, linewidth=1.2)
