@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -41,3 +44,41 @@ def run_timed(benchmark, device: str, fn, *args, rounds: int = 30):
 
     call()  # warm-up (allocations, lazy init)
     return benchmark.pedantic(call, rounds=rounds, iterations=1, warmup_rounds=2)
+
+
+# ---------------------------------------------------------------- recorded figures
+RECORDED = Path(__file__).with_name("recorded.json")
+"""Medians recorded in docs/benchmarks.md, by benchmark (test id), for the comparison that
+``pytest bench`` prints at the end: ``{test id: {"median_ms": …, "section": …}}``."""
+
+_COMPARISONS: list[tuple[str, float, float]] = []
+
+
+def recorded_medians() -> dict[str, dict]:
+    """The figures of :data:`RECORDED` (empty when the file is absent)."""
+    if not RECORDED.is_file():
+        return {}
+    return json.loads(RECORDED.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(autouse=True)
+def _compare_with_recorded(request):
+    """After each benchmark: its median beside the one recorded in docs/benchmarks.md."""
+    yield
+    benchmark = request.node.funcargs.get("benchmark")
+    recorded = recorded_medians().get(request.node.name)
+    if benchmark is None or recorded is None or benchmark.stats is None:
+        return
+    median_ms = 1000.0 * benchmark.stats.stats.median
+    _COMPARISONS.append((request.node.name, median_ms, float(recorded["median_ms"])))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """A table: benchmark | median now | recorded | now / recorded."""
+    if not _COMPARISONS:
+        return
+    terminalreporter.section("against docs/benchmarks.md")
+    for name, now, then in _COMPARISONS:
+        terminalreporter.write_line(
+            f"{name}: {now:.3f} ms now, {then:.3f} ms recorded ({now / then:.2f}x)"
+        )
