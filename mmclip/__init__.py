@@ -19,7 +19,7 @@ if os.environ.get("RANK", "0") not in ("", "0"):
     # to themselves, so each is printed once, by rank 0. torch reads this when it loads.
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
 
-from . import ops  # noqa: E402 (after the environment above)
+from . import ops
 
 __version__ = "0.1.0"
 

@@ -48,8 +48,12 @@ def test_json_figure_image_and_array_helpers_write_readable_files(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from mmclip.io import atomic_save_arrays, atomic_save_figure, atomic_save_image
-    from mmclip.io import atomic_write_json
+    from mmclip.io import (
+        atomic_save_arrays,
+        atomic_save_figure,
+        atomic_save_image,
+        atomic_write_json,
+    )
 
     assert json.loads(atomic_write_json(tmp_path / "a.json", {"x": [1]}).read_text()) == {"x": [1]}
     fig, _ = plt.subplots()
@@ -66,7 +70,12 @@ def test_json_figure_image_and_array_helpers_write_readable_files(tmp_path):
     with pytest.raises(ValueError, match="one array"):
         atomic_save_arrays(tmp_path / "x.npy", {"a": np.ones(1), "b": np.ones(1)})
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "a.json", "e.npy", "e.npz", "f.png", "i.jpg", "m.png"
+        "a.json",
+        "e.npy",
+        "e.npz",
+        "f.png",
+        "i.jpg",
+        "m.png",
     ]
 
 
@@ -122,7 +131,8 @@ def _bypasses(tree: ast.Module) -> list[int]:
     in_memory = {
         t.id
         for n in ast.walk(tree)
-        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
+        if isinstance(n, ast.Assign)
+        and isinstance(n.value, ast.Call)
         and _name(n.value.func) in ("BytesIO", "StringIO")
         for t in n.targets
         if isinstance(t, ast.Name)

@@ -14,8 +14,8 @@ from ._common import (
     _data_root_arg,
     _Formatter,
     _missing_subcommand,
-    _parse_options,
     _overwrite_arg,
+    _parse_options,
     _records,
     refuse_overwrite,
 )

@@ -15,6 +15,7 @@ from ._common import (
     _set_threads,
     refuse_overwrite,
 )
+from ._train_flags import add_register_args, add_set_arg, add_train_flags
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -80,24 +81,14 @@ def add_parser(sub: Any) -> None:
     )
     _common(p)
     p.add_argument("--out", default="mmclip-demo", help="output folder")
-    p.add_argument("--steps", type=int, default=1600, help="pre-training steps")
+    add_train_flags(
+        p, only=("--steps", "--batch-size", "--seed"),
+        defaults={"--steps": 1600, "--batch-size": 32, "--seed": 0},
+    )  # fmt: skip
     p.add_argument("--num-images", type=int, default=2000, help="synthetic images to generate")
-    p.add_argument("--batch-size", type=int, default=32, help="samples per step")
     p.add_argument("--data-size", type=int, default=128, help="side of the generated images")
-    p.add_argument("--seed", type=int, default=0, help="seed of data, model and training")
     p.add_argument("--bootstrap", type=int, default=500, help="bootstrap resamples of the CIs")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a key of the demo's training config",
-    )
+    add_set_arg(p, "override a key of the demo's training config")
     _overwrite_arg(p, "a previous demo in --out", "--force")
-    p.add_argument(
-        "--tag",
-        default="demo",
-        help="register the trained model as <model>:<tag> in $MMCLIP_HOME (~/.cache/mmclip)",
-    )
-    p.add_argument("--no-register", action="store_true", help="do not register the trained model")
+    add_register_args(p, "demo", "demo")
     p.set_defaults(func=cmd_demo)

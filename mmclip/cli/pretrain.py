@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -17,62 +16,7 @@ from ._common import (
     _overwrite_arg,
     _set_threads,
 )
-
-# Each convenience flag once, with the config key it sets and its help. The argparse type is
-# that key's field type in TrainConfig (mmclip.config.field_type; a bool field makes a switch),
-# and _train_overrides turns the flags given into overrides from the same table.
-_FLAGS: tuple[tuple[str, str, str], ...] = (
-    ("--out", "out_dir", "run directory (out_dir)"),
-    ("--model", "model.name", "registered model name (model.name)"),
-    ("--steps", "steps", "optimiser steps"),
-    ("--batch-size", "batch_size", "samples per optimiser step, all ranks"),
-    ("--grad-accum", "grad_accum", "micro-steps per optimiser step"),
-    ("--lr", "optim.lr", "peak learning rate (optim.lr)"),
-    ("--seed", "seed", "seed"),
-    ("--device", "device", "auto, cpu or cuda"),
-    ("--precision", "precision", "autocast precision"),
-    ("--tokenizer", "model.tokenizer", "a local tokenizer directory (model.tokenizer)"),
-    ("--save-every", "save_every", "steps between checkpoints"),
-    ("--log-every", "log_every", "steps between log lines"),
-    ("--compile", "compile", "torch.compile the model"),  # a bool field: a switch, key=true
-)
-# what validate() accepts, offered to argparse where the flag lists the values
-_CHOICES = {"precision": ("auto", "bf16", "fp32")}
-
-
-def _dest(flag: str) -> str:
-    return flag.lstrip("-").replace("-", "_")
-
-
-def _flag_type(key: str) -> type:
-    """The scalar type of config key ``key`` in TrainConfig (``str | None`` → ``str``)."""
-    from mmclip.config import field_type
-    from mmclip.train.config import TrainConfig
-
-    hint = field_type(TrainConfig, key)
-    options = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
-    if len(options) != 1 or options[0] not in (bool, int, float, str):
-        raise TypeError(f"flag for config key {key!r} of type {hint} is not a scalar")
-    return options[0]
-
-
-def _add_flags(p: argparse.ArgumentParser) -> None:
-    for flag, key, help_text in _FLAGS:
-        kind = _flag_type(key)
-        if kind is bool:
-            p.add_argument(flag, action="store_true", help=help_text)
-        else:
-            p.add_argument(flag, type=kind, choices=_CHOICES.get(key), help=help_text)
-
-
-def _train_overrides(args: argparse.Namespace) -> list[str]:
-    """The flags given, as ``key=value`` overrides, then the ``--set`` ones."""
-    overrides = []
-    for flag, key, _ in _FLAGS:
-        value = getattr(args, _dest(flag), None)
-        if value is not None and value is not False:  # False: a switch not given
-            overrides.append(f"{key}={'true' if value is True else value}")
-    return overrides + list(args.set)
+from ._train_flags import add_register_args, add_set_arg, add_train_flags, train_overrides
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
@@ -84,7 +28,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     saved = Path(args.out) / "config.yaml" if args.out else None
     if args.resume and config_path is None and saved is not None and saved.is_file():
         config_path = str(saved)  # continue with the run's own config
-    config = load_config(config_path, _train_overrides(args))
+    config = load_config(config_path, train_overrides(args))
     if args.dry_run:
         import yaml
 
@@ -164,7 +108,7 @@ def add_parser(sub: Any) -> None:
     )
     _common(p)
     p.add_argument("--config", help="YAML config (default: the built-in defaults)")
-    _add_flags(p)
+    add_train_flags(p)
     _data_root_arg(p)
     p.add_argument(
         "--resume",
@@ -179,18 +123,7 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="resume even if the model, data, batch size, accumulation or seed changed",
     )
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override any config key, e.g. --set data.sources.0.ratio=0.3",
-    )
-    p.add_argument(
-        "--tag",
-        help="register the final model as <model>:<tag> in $MMCLIP_HOME (~/.cache/mmclip) "
-        "(default: the run directory's name)",
-    )
-    p.add_argument("--no-register", action="store_true", help="do not register the final model")
+    add_set_arg(p, "override any config key, e.g. --set data.sources.0.ratio=0.3")
+    add_register_args(p, None, "the run directory's name")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=cmd_pretrain)

@@ -49,7 +49,15 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float]:
 
 
 T_975: dict[int, float] = {
-    1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262
+    1: 12.706,
+    2: 4.303,
+    3: 3.182,
+    4: 2.776,
+    5: 2.571,
+    6: 2.447,
+    7: 2.365,
+    8: 2.306,
+    9: 2.262,
 }
 """Student's t quantile 0.975 by degrees of freedom (1.96 beyond)."""
 

@@ -503,8 +503,10 @@ class AttMIM(nn.Module):
         """
         self.encoder.check_images(images)
         text_weight = self._text_weight(images.shape[0], text_states, text_weight)
-        tau_used = math.inf if text_states is None else float(
-            self.current_tau(step) if tau is None else tau
+        tau_used = (
+            math.inf
+            if text_states is None
+            else float(self.current_tau(step) if tau is None else tau)
         )
         scores, keep_idx, mask_idx, mask = self.choose_mask(
             images, text_states, text_weight, guide_states, tau_used, guide_scale, generator

@@ -384,12 +384,16 @@ class MMCLIPModel(ImageTextEncoding, PretrainedModelIO):
             empty = self.visual.cls_token.new_zeros(0, self.visual.width)
             z_img = self.image_proj(empty)
             z_txt = self.text_proj(empty.new_zeros(0, self.text.hidden_size))
-            clip_labels = None if labels is None else torch.zeros(0, dtype=torch.int64, device=device)
+            clip_labels = (
+                None if labels is None else torch.zeros(0, dtype=torch.int64, device=device)
+            )
         if clip_labels is None and self.contrastive.label_aware and is_distributed():
             # every rank must join the labels' all-gather: -1 = unknown disease kind
             clip_labels = torch.full((z_img.shape[0],), -1, dtype=torch.int64, device=device)
         terms = {"clip": self.contrastive(z_img, z_txt, clip_labels)}
-        if self.config.loss_weights.clip_masked != 0 and (views.mim is not None or not rows.paired.numel()):
+        if self.config.loss_weights.clip_masked != 0 and (
+            views.mim is not None or not rows.paired.numel()
+        ):
             # XLIP: the masked view is aligned with the report too, so the masked pass
             # carries the contrastive gradient as well as the reconstruction's.
             z_masked = z_img[:0] if views.mim is None else self.image_proj(views.mim.pooled)
@@ -412,7 +416,9 @@ class MMCLIPModel(ImageTextEncoding, PretrainedModelIO):
             parts.append((views.mim.loss, float(views.mim.mask.sum())))
         if rows.image_only.numel():
             assert batch.images is not None
-            alone = self.attmim(batch.images[rows.img_row[rows.image_only]], None, generator=generator)
+            alone = self.attmim(
+                batch.images[rows.img_row[rows.image_only]], None, generator=generator
+            )
             parts.append((alone.loss, float(alone.mask.sum())))
         return _weighted_mean([(loss, count) for loss, count in parts])
 

@@ -71,10 +71,14 @@ class GradientShares:
         lines = ["| term | gradient norm | share |", "|---|---:|---:|"]
         for term, share in self.shares().items():
             lines.append(f"| {term} | {self.norms[term]:.4g} | {100 * share:.1f} % |")
-        lines.append(f"| **masked pass** ({' + '.join(MASKED_PASS_TERMS)}) | | "
-                     f"**{100 * self.masked_pass_share():.1f} %** |")
-        lines.append(f"\nGuided rows: {self.guided_rows} of {self.image_text_rows} image–text "
-                     f"rows ({100 * self.guided_row_share():.1f} %) have a focus token.")
+        lines.append(
+            f"| **masked pass** ({' + '.join(MASKED_PASS_TERMS)}) | | "
+            f"**{100 * self.masked_pass_share():.1f} %** |"
+        )
+        lines.append(
+            f"\nGuided rows: {self.guided_rows} of {self.image_text_rows} image–text "
+            f"rows ({100 * self.guided_row_share():.1f} %) have a focus token."
+        )
         return "\n".join(lines)
 
 

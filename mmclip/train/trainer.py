@@ -39,6 +39,7 @@ from torch import nn
 from mmclip.batch import MMCLIPBatch, check_batch_rows
 from mmclip.config import flatten
 
+from ..models.config import LOSS_TERMS
 from .checkpoint import (
     CheckpointError,
     capture_rng_state,
@@ -54,7 +55,6 @@ from .checkpoint import (
 from .config import ConfigError, TrainConfig, config_to_dict, save_config
 from .data import build_loader, load_source_records, train_tokenizer
 from .distributed import DistInfo, all_reduce_mean, barrier, init_distributed
-from ..models.config import LOSS_TERMS
 from .logging import MetricsLogger, estimate_step_flops, peak_flops
 from .schedule import build_scheduler
 

@@ -219,4 +219,5 @@ def test_reports_make_pairs_whose_text_is_the_finding_text(tmp_path: Path) -> No
     records = load_jsrt(root, split="train", reports=True)
     assert records and all(r.kind == SampleKind.PAIRED for r in records)
     assert all(r.report == r.meta["finding_text"] for r in records)
-    assert all(r.labels in ({"Nodule": 1, "No Finding": 0}, {"No Finding": 1, "Nodule": 0}) for r in records)
+    kinds = ({"Nodule": 1, "No Finding": 0}, {"No Finding": 1, "Nodule": 0})
+    assert all(r.labels in kinds for r in records)

@@ -69,7 +69,9 @@ def test_a_model_with_the_stem_saves_and_loads_its_weights(tmp_path) -> None:
         torch.testing.assert_close(loaded.encode_pixels(images), model.encode_pixels(images))
 
 
-@pytest.mark.parametrize("stem, patch", [("efficientnet-lite0", 32), ("efficientnet-lite0-s16", 16)])
+@pytest.mark.parametrize(
+    "stem, patch", [("efficientnet-lite0", 32), ("efficientnet-lite0-s16", 16)]
+)
 def test_no_hidden_pixel_reaches_a_visible_token_of_the_masked_pass(stem, patch) -> None:
     torch.manual_seed(0)
     vit = _vit(image_size=128, patch_size=patch, stem=stem).eval()
@@ -114,5 +116,8 @@ def test_the_stem_target_is_the_layer_normed_cells_of_the_whole_image() -> None:
     torch.testing.assert_close(target, torch.nn.functional.layer_norm(cells, (112,), eps=1e-6))
     out = mim(images)
     assert out.pred.shape == (2, 16, 112) and torch.isfinite(out.loss)
-    with pytest.raises(ValueError, match="attmim.target = 'stem' predicts a frozen CNN stem"):
-        AttMIM(VisionTransformer(image_size=32, patch_size=16, width=32, depth=1, heads=2), target="stem")
+    with pytest.raises(ValueError, match=r"attmim\.target = 'stem' predicts a frozen CNN stem"):
+        AttMIM(
+            VisionTransformer(image_size=32, patch_size=16, width=32, depth=1, heads=2),
+            target="stem",
+        )
