@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from mmclip.eval.ablation import add_runner_arguments, write_ablation
+from mmclip.eval.localization import best_text_free
 
 logger = logging.getLogger("attmim_ablation")
 
@@ -64,17 +65,13 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("wrong_text_concentration", "concentration (×), wrong report"),
 )
 
-TEXT_FREE = ("uniform", "image-minus-mean", "brightest", "location-prior")
-"""The baselines of the suite's localisation table that read no text."""
-
 
 def baseline_measures(data: dict) -> dict[str, float]:
     """The best text-free rule's and the wrong report's pointing game and concentration."""
     methods = data.get("attmim_localization_baselines", {}).get("methods", {})
     out: dict[str, float] = {}
     for measure in ("pointing_game", "concentration"):
-        values = [float(methods[m][measure]) for m in TEXT_FREE if m in methods]
-        out[f"best_text_free_{measure}"] = max(values) if values else math.nan
+        out[f"best_text_free_{measure}"] = best_text_free(methods, measure)
         wrong = methods.get("wrong-text", {})
         out[f"wrong_text_{measure}"] = float(wrong.get(measure, math.nan))
     return out

@@ -126,21 +126,17 @@ def evaluate_run(run_dir: Path, data: Path, bootstrap: int, config_path: str) ->
         probe = jsrt.get("linear_probe", {}).get("fractions", {})
         if probe:
             summary["jsrt_probe"] = float(next(iter(probe.values()))["mean_auroc"][0])
-        from mmclip.eval.localization import evaluate_localization
+        from mmclip.eval.localization import best_text_free, evaluate_localization
 
         loc = evaluate_localization(model, test, train, n_resamples=bootstrap)
         atomic_write_json(run_dir / "eval" / "jsrt-localization.json", loc.to_dict())
         atomic_write_text(run_dir / "eval" / "jsrt-localization.md", loc.markdown() + "\n")
+        methods = loc.to_dict()["methods"]
         for measure in ("pointing_game", "concentration", "lesion_hit"):
-            for method, values in loc.methods.items():
+            for method, values in methods.items():
                 key = "jsrt_" + measure if method == "model" else f"jsrt_{measure}_{method}"
-                summary[key] = float(getattr(values, measure))
-            text_free = [
-                float(getattr(v, measure))
-                for m, v in loc.methods.items()
-                if m not in ("model", "wrong-text")
-            ]
-            summary[f"jsrt_{measure}_best_text_free"] = max(text_free) if text_free else math.nan
+                summary[key] = float(values[measure])
+            summary[f"jsrt_{measure}_best_text_free"] = best_text_free(methods, measure)
     share_json = run_dir / "gradient-share.json"
     cmd = [
         sys.executable,

@@ -54,9 +54,11 @@ __all__ = [
     "BASELINE_DESCRIPTIONS",
     "LOCALIZATION_BASELINES",
     "LOCALIZATION_MEASURES",
+    "TEXT_FREE_BASELINES",
     "LocalizationResult",
     "MapMeasures",
     "baseline_maps",
+    "best_text_free",
     "compare_maps",
     "evaluate_localization",
     "image_intensity",
@@ -75,9 +77,25 @@ LOCALIZATION_BASELINES: tuple[str, ...] = (
     "location-prior",
     "wrong-text",
 )
-"""The text-free baselines, in table order."""
+"""The baselines, in table order: the four text-free maps, then the model with a wrong text."""
+
+TEXT_FREE_BASELINES: tuple[str, ...] = LOCALIZATION_BASELINES[:4]
+"""The baselines that read no text (all but ``wrong-text``)."""
 
 LOCALIZATION_MEASURES: tuple[str, ...] = ("concentration", "pointing_game", "lesion_hit")
+
+
+def best_text_free(methods: Mapping[str, Mapping[str, Any]], measure: str) -> float:
+    """The best value of ``measure`` among the text-free baselines present (NaN: none).
+
+    Args:
+        methods: method → its measures, as in ``LocalizationResult.to_dict()["methods"]``.
+        measure: one of :data:`LOCALIZATION_MEASURES`.
+    """
+    values = [float(methods[m][measure]) for m in TEXT_FREE_BASELINES if m in methods]
+    return max(values) if values else math.nan
+
+
 """The measures of every map, each with a bootstrap interval."""
 
 BASELINE_DESCRIPTIONS: dict[str, str] = {

@@ -8,7 +8,7 @@ tensors: the input contract of :mod:`mmclip.models.preprocess`) and return a tab
 
     model = mmclip.create_model("mmclip-tiny", pretrained="demo")  # after `mmclip demo`
     table = mmclip.zeroshot(model, ["a.png", "b.dcm"], findings=["Pleural Effusion"])
-    print(table)                    # image × finding, probabilities
+    str(table)                      # the table as text: image × finding, probabilities
     table.to_dict()["a.png"]        # {"Pleural Effusion": 0.83}
 
 ``model.zeroshot(images, findings=…)`` is the same call.
