@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ._common import (
+    CLIError,
     _common,
     _eval_args,
     _findings,
@@ -26,6 +27,14 @@ RESULT_FILES = ("results.json", "results.md")
 """What every evaluation command writes into ``--out`` (beside its pictures)."""
 
 
+def _split(records: list, split: str, args: argparse.Namespace) -> list:
+    """The records of ``split`` (``all``: every one); none is one error naming the data."""
+    chosen = records if split == "all" else [r for r in records if r.split == split]
+    if not chosen:
+        raise CLIError(f"no {split} records in {args.source} data at {args.root!r}")
+    return chosen
+
+
 def _eval_setup(
     args: argparse.Namespace, need_train: bool, need_prompts: bool = True
 ) -> tuple[Any, list, list, list[str]]:
@@ -33,12 +42,11 @@ def _eval_setup(
     _set_threads(args.threads)
     model = _load_model(args.model, args.device)
     options = _parse_options(args.option)
-    test = _image_records(_records(args.source, args.root, args.split, options), "evaluation")
+    records = _records(args.source, args.root, "all", options)  # read once, split below
+    test = _image_records(_split(records, args.split, args), "evaluation")
     train: list = []
     if need_train:
-        train = _image_records(
-            _records(args.source, args.root, args.train_split, options), "training"
-        )
+        train = _image_records(_split(records, args.train_split, args), "training")
     findings = _findings(args, test, need_prompts=need_prompts)
     return model, train, test, findings
 

@@ -7,7 +7,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ._common import CLIError, _common, _Formatter, _load_model, _set_threads, logger
+from ._common import (
+    CLIError,
+    _common,
+    _Formatter,
+    _load_model,
+    _overwrite_arg,
+    _set_threads,
+    logger,
+    refuse_overwrite,
+)
 
 __all__ = ["add_parser", "cmd_localize"]
 
@@ -23,9 +32,7 @@ def cmd_localize(args: argparse.Namespace) -> int:
     from mmclip.io import atomic_write_text
 
     out = Path(args.out)
-    existing = [str(out / name) for name in OUTPUT_FILES if (out / name).exists()]
-    if existing and not args.overwrite:
-        raise CLIError(f"{', '.join(existing)} already exist(s); pass --overwrite or another --out")
+    refuse_overwrite([out / name for name in OUTPUT_FILES], args.overwrite)
     root = Path(args.root)
     if not root.exists():
         raise CLIError(f"JSRT folder {str(root.resolve())!r} does not exist")
@@ -117,5 +124,5 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--out", default="results", help="output folder")
-    p.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
+    _overwrite_arg(p, "localization.json / localization.md in --out")
     p.set_defaults(func=cmd_localize)

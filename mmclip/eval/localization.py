@@ -83,6 +83,7 @@ TEXT_FREE_BASELINES: tuple[str, ...] = LOCALIZATION_BASELINES[:4]
 """The baselines that read no text (all but ``wrong-text``)."""
 
 LOCALIZATION_MEASURES: tuple[str, ...] = ("concentration", "pointing_game", "lesion_hit")
+"""The measures of every map, each with a bootstrap interval."""
 
 
 def best_text_free(methods: Mapping[str, Mapping[str, Any]], measure: str) -> float:
@@ -95,8 +96,6 @@ def best_text_free(methods: Mapping[str, Mapping[str, Any]], measure: str) -> fl
     values = [float(methods[m][measure]) for m in TEXT_FREE_BASELINES if m in methods]
     return max(values) if values else math.nan
 
-
-"""The measures of every map, each with a bootstrap interval."""
 
 BASELINE_DESCRIPTIONS: dict[str, str] = {
     "uniform": "the same value on every patch (uniform random masks; chance pointing game)",

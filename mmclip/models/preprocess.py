@@ -123,7 +123,7 @@ def _integer_to_unit(values: np.ndarray | Tensor, what: str) -> Tensor:
     from mmclip.data.transforms import bit_depth_scale
 
     if isinstance(values, np.ndarray):
-        values = values if values.dtype == np.uint8 else values.astype(np.int64)
+        values = values if values.dtype == np.uint8 else values.astype(np.int64, copy=False)
         t = torch.from_numpy(values)
     else:
         t = values

@@ -235,6 +235,7 @@ class PretrainedModelIO(nn.Module):
         directory: str | Path,
         device: torch.device | str = "cpu",
         overrides: Any = None,
+        **fields: Any,
     ) -> Any:
         """Load a saved model (strictly; returned in eval mode).
 
@@ -244,8 +245,9 @@ class PretrainedModelIO(nn.Module):
                 directory (``$MMCLIP_HOME``, see :mod:`mmclip.models.home`), e.g.
                 ``"mmclip-tiny:demo"`` after ``mmclip demo``.
             device: where to put it.
-            overrides: dotted config changes applied before the weights load
-                (:func:`~mmclip.models.registry.apply_overrides`); the tensors must still fit.
+            overrides, fields: config changes applied before the weights load, as
+                :func:`~mmclip.models.registry.apply_overrides` takes them (dotted keys;
+                section dicts); the tensors must still fit.
 
         Raises:
             FileNotFoundError: no such directory or registered model (the message names the
@@ -258,10 +260,10 @@ class PretrainedModelIO(nn.Module):
 
         directory = resolve_model_dir(directory)
         config, tokenizer, state = read_model_directory(directory)
-        if overrides:
+        if overrides or fields:
             from .registry import apply_overrides
 
-            config = apply_overrides(config, overrides)
+            config = apply_overrides(config, overrides, **fields)
         model = cls(config, tokenizer=tokenizer, default_tokenizer=False)  # type: ignore[call-arg]
         model.load_checkpoint_state(state, source=str(Path(directory) / WEIGHTS_NAME))
         return model.to(device).eval()

@@ -37,7 +37,6 @@ from .config import (
     VisionConfig,
 )
 from .mmclip import MMCLIPModel
-from .pretrained import WEIGHTS_NAME, read_model_directory
 
 __all__ = ["apply_overrides", "create_model", "get_model_config", "list_models", "register_model"]
 
@@ -188,12 +187,7 @@ def _load_pretrained(
         directory = resolve_model_dir(f"{name}:{tag}")  # a registered tag comes first
     else:
         directory = resolve_model_dir(tag)
-    config, saved_tokenizer, state = read_model_directory(directory)
-    if overrides or fields:
-        config = apply_overrides(config, overrides, **fields)
-    model = MMCLIPModel(config, tokenizer=saved_tokenizer, default_tokenizer=False)
-    model.load_checkpoint_state(state, source=str(directory / WEIGHTS_NAME))
-    return model.to(device).eval()
+    return MMCLIPModel.from_pretrained(directory, device, overrides, **fields)
 
 
 def _tiny() -> MMCLIPConfig:

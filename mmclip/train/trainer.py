@@ -62,9 +62,6 @@ __all__ = ["TrainResult", "Trainer", "build_optimizer", "seed_everything"]
 
 logger = logging.getLogger(__name__)
 
-TERMS = LOSS_TERMS
-
-
 RUN_ENTRIES = ("checkpoints", "model", "tokenizer", "tensorboard", "metrics.jsonl", "config.yaml")
 """What a run writes into its ``out_dir``: what ``overwrite=True`` removes (nothing else)."""
 
@@ -391,7 +388,7 @@ class Trainer:
                 out = self.train_model(batch)
             (out.loss / self.config.grad_accum).backward()
         values = {"loss": float(out.loss.detach())}
-        for name in TERMS:
+        for name in LOSS_TERMS:
             term = getattr(out, name)
             if term is not None:
                 values[name] = float(term.detach())
@@ -437,7 +434,7 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         # mean over micro-steps, then over ranks (terms absent on a rank count as absent)
-        keys = ["loss", *TERMS, "logit_scale", "guide_scale", "mlm_accuracy"]
+        keys = ["loss", *LOSS_TERMS, "logit_scale", "guide_scale", "mlm_accuracy"]
         means = torch.tensor(
             [sums.get(k, 0.0) / max(1, counts.get(k, 0)) for k in keys], dtype=torch.float64
         )
