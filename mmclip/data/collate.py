@@ -46,6 +46,7 @@ __all__ = [
     "TokenizedText",
     "build_batch",
     "disease_kind_id",
+    "sort_by_kind",
 ]
 
 ENTITY_TYPES: tuple[str, ...] = ("finding", "device", "anatomy")
@@ -218,6 +219,15 @@ class DiseaseKindPrompter:
         return report_prompt(record.report, seed=seed, include_negatives=self.include_negatives)
 
 
+def sort_by_kind(records: Sequence[XrayRecord]) -> list[XrayRecord]:
+    """``records`` in batch order: stably sorted by :class:`~mmclip.batch.SampleKind`.
+
+    The loader sorts a batch's records before reading its images, so the image rows come out
+    in the order :class:`~mmclip.batch.MMCLIPBatch` needs without a copy.
+    """
+    return sorted(records, key=lambda record: int(record.kind))
+
+
 def build_batch(
     records: Sequence[XrayRecord],
     images: Tensor | None,
@@ -225,27 +235,32 @@ def build_batch(
     prompter: Prompter | None,
     seed: int,
 ) -> MMCLIPBatch:
-    """Assemble one batch.
+    """Assemble one batch, its samples sorted by kind (:func:`sort_by_kind`).
 
     Args:
-        records: the ``B`` samples, in batch order.
-        images: float [Bi, 1, S, S], one row per record with an image, in record order.
+        records: the ``B`` samples.
+        images: float [Bi, 1, S, S], one row per record with an image, in record order
+            (permuted with the records when they are not sorted yet).
         text_encoder: tokeniser for reports and prompts (``None``: a batch without text,
             allowed only when no sample needs one).
         prompter: disease-kind prompts (``None``: IMAGE_PROMPT and TEXT_ONLY prompts are
             not available — an error if such a sample is present).
-        seed: seeds the prompt template choice of each sample (``seed + i``).
+        seed: seeds the prompt template choice of each sample (``seed + i``, ``i`` its
+            position in the sorted batch).
     """
-    kinds = [r.kind for r in records]
-    image_rows = [i for i, k in enumerate(kinds) if k != SampleKind.TEXT_ONLY]
-    if images is not None and images.shape[0] != len(image_rows):
-        raise ValueError(f"{images.shape[0]} images for {len(image_rows)} samples with an image")
+    with_image = [r for r in records if r.kind != SampleKind.TEXT_ONLY]
+    if images is not None and images.shape[0] != len(with_image):
+        raise ValueError(f"{images.shape[0]} images for {len(with_image)} samples with an image")
+    ordered = sort_by_kind(records)
+    if images is not None and ordered != list(records):
+        row_of = {id(r): i for i, r in enumerate(with_image)}
+        order = [row_of[id(r)] for r in ordered if r.kind != SampleKind.TEXT_ONLY]
+        images = images[torch.tensor(order, dtype=torch.int64, device=images.device)]
     texts: list[str] = []
-    text_rows: list[int] = []
     prompts: list[str] = []
-    prompt_rows: list[int] = []
     prompt_label = []
-    for i, (record, kind) in enumerate(zip(records, kinds, strict=True)):
+    for i, record in enumerate(ordered):
+        kind = record.kind
         needs_prompt = kind in (SampleKind.IMAGE_PROMPT, SampleKind.TEXT_ONLY)
         if needs_prompt and prompter is None:
             raise ValueError(f"{record.source}: {kind.name} samples need a prompter")
@@ -260,33 +275,31 @@ def build_batch(
         else:
             assert record.report is not None
             texts.append(record.report)
-        text_rows.append(i)
         if kind == SampleKind.TEXT_ONLY:
             assert prompter is not None
             prompts.append(prompter.prompt(record, seed + i))
-            prompt_rows.append(i)
-    batch = MMCLIPBatch(
-        kind=torch.tensor([int(k) for k in kinds], dtype=torch.int64),
-        images=images,
-        image_index=torch.tensor(image_rows, dtype=torch.int64),
-        text_index=torch.tensor(text_rows, dtype=torch.int64),
-        prompt_label=torch.tensor(prompt_label, dtype=torch.int64),
-        prompt_index=torch.tensor(prompt_rows, dtype=torch.int64),
-    )
+    text_fields: dict[str, Tensor | None] = {}
     if texts:
         if text_encoder is None:
             raise ValueError("samples with text need a text encoder (tokenizer)")
         tok = text_encoder(texts)
-        batch.input_ids = tok.input_ids
-        batch.attention_mask = tok.attention_mask
-        batch.special_tokens_mask = tok.special_tokens_mask
-        batch.span_offsets = tok.span_offsets
-        batch.spans = tok.spans
-        batch.focus_offsets = tok.focus_offsets
-        batch.focus_spans = tok.focus_spans
+        text_fields = {
+            "input_ids": tok.input_ids,
+            "attention_mask": tok.attention_mask,
+            "special_tokens_mask": tok.special_tokens_mask,
+            "span_offsets": tok.span_offsets,
+            "spans": tok.spans,
+            "focus_offsets": tok.focus_offsets,
+            "focus_spans": tok.focus_spans,
+        }
     if prompts:
         assert text_encoder is not None
         ptok = text_encoder(prompts)
-        batch.prompt_input_ids = ptok.input_ids
-        batch.prompt_attention_mask = ptok.attention_mask
-    return batch
+        text_fields["prompt_input_ids"] = ptok.input_ids
+        text_fields["prompt_attention_mask"] = ptok.attention_mask
+    return MMCLIPBatch(
+        kind=torch.tensor([int(r.kind) for r in ordered], dtype=torch.int64),
+        images=images,
+        prompt_label=torch.tensor(prompt_label, dtype=torch.int64),
+        **text_fields,  # type: ignore[arg-type]
+    )

@@ -44,6 +44,7 @@ from mmclip.data.collate import (
     RadiologyTextEncoder,
     ReportTokenizer,
     build_batch,
+    sort_by_kind,
 )
 from mmclip.data.dali_pipeline import DaliImagePipeline, dali_available
 from mmclip.data.records import (
@@ -254,7 +255,7 @@ class BatchBuilder:
         kept: list[XrayRecord] = []
         image_records: list[XrayRecord] = []
         encoded: list[bytes] = []
-        for record in records:
+        for record in sort_by_kind(records):
             if record.kind == SampleKind.TEXT_ONLY:
                 if not (record.report or "").strip():
                     self._fail("empty report", f"{record.source}: empty report")

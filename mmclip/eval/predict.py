@@ -170,7 +170,7 @@ def zeroshot(
     if not (columns if columns is not None else list(prompts or ())):
         raise ValueError("no finding or prompt given")
     image_embeds = _image_embeddings(model, images)
-    scale = float(model.contrastive.scale().detach())
+    scale = float(model.logit_scale().detach())
     if columns is not None:
         classifier = build_classifier(model, columns).float().cpu()
         if mode == "multilabel":

@@ -198,7 +198,7 @@ def evaluate_zero_shot(
     if image_embeds is None:
         image_embeds = encode_records(model, records, batch_size=batch_size, backend=backend)
     classifier = build_classifier(model, findings, prompts)
-    scale = float(model.contrastive.scale())
+    scale = float(model.logit_scale())
     labels = label_matrix(records, findings, uncertain)
     if mode == "multilabel":
         scores = zero_shot_probabilities(image_embeds, classifier, scale).double().numpy()

@@ -8,7 +8,7 @@ Example::
     model = create_model("mmclip-tiny", overrides={"attmim.tau_final": float("inf")})
 """
 
-from .attmim import AttMIM, MIMDecoder, MIMOutput, tau_schedule
+from .attmim import AttMIM, MIMDecoder, MIMHead, MIMOutput, PatchGrid, tau_schedule, text_guidance
 from .config import (
     AttMIMConfig,
     ContrastiveConfig,
@@ -21,7 +21,7 @@ from .config import (
 )
 from .contrastive import ContrastiveLoss, all_gather_with_grad, contrastive_targets
 from .encoding import UntrainedModelWarning
-from .entmlm import EntMLM, MLMOutput
+from .entmlm import EntMLM, MLMHead, MLMOutput
 from .fusion import TransformerBlock
 from .home import (
     PretrainedNotFoundError,
@@ -34,10 +34,10 @@ from .local import LocalAlignmentLoss, local_similarity
 from .mmclip import (
     CheckpointMismatchError,
     MMCLIPModel,
-    MMCLIPOutput,
     entity_token_weights,
     guidance_token_weights,
 )
+from .objective import MMCLIPOutput, PretrainingObjective
 from .preprocess import load_image_input, preprocess_image, to_model_images
 from .registry import apply_overrides, create_model, get_model_config, list_models, register_model
 from .text import (
@@ -62,12 +62,16 @@ __all__ = [
     "LocalConfig",
     "LossWeights",
     "MIMDecoder",
+    "MIMHead",
     "MIMOutput",
+    "MLMHead",
     "MLMOutput",
     "MMCLIPConfig",
     "MMCLIPModel",
     "MMCLIPOutput",
+    "PatchGrid",
     "PretrainedNotFoundError",
+    "PretrainingObjective",
     "TextConfig",
     "TextEncoder",
     "TextOutput",
@@ -98,6 +102,7 @@ __all__ = [
     "resolve_model_dir",
     "resolve_text_checkpoint",
     "tau_schedule",
+    "text_guidance",
     "to_model_images",
     "unpatchify",
 ]

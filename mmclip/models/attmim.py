@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -26,7 +25,6 @@ from torch import Tensor, nn
 
 from ..ops import attention_guided_mask, cross_modal_attention_score
 from ..ops.masked_gather_scatter import MaskedScatter
-from .borrow import attach_module
 from .config import AttMIMConfig
 from .fusion import TransformerBlock, init_weights, sincos_pos_embed_2d
 from .vit import VisionTransformer, patchify
@@ -35,19 +33,22 @@ __all__ = [
     "MIM_TARGETS",
     "AttMIM",
     "MIMDecoder",
+    "MIMHead",
     "MIMOutput",
+    "PatchGrid",
     "dilate_scores",
     "scale_gradient",
     "target_dim",
     "tau_schedule",
+    "text_guidance",
 ]
 
 MIM_TARGETS = ("pixels", "stem")
 """Values of ``attmim.target`` (see :meth:`AttMIM.target`)."""
 
 DEFAULT_GUIDE_SCALE = 1.0 / 0.07
-"""Guidance logit scale of an AttMIM without ``config.guide_scale`` and without a learned
-scale to follow (``scale_source``): ``1 / 0.07``, the logit scale the contrastive loss
+"""Guidance logit scale of a standalone AttMIM without ``config.guide_scale`` (the model's
+objective follows its learned scale instead): ``1 / 0.07``, the logit scale the contrastive loss
 starts from by default (``ContrastiveConfig.init_temperature``)."""
 
 
@@ -233,74 +234,95 @@ class MIMDecoder(nn.Module):
         return self.head(self.norm(x))
 
 
-class AttMIM(nn.Module):
-    """Attention-guided masked image modelling around a :class:`VisionTransformer`.
-
-    Usable on its own::
-
-        mim = AttMIM(vit, text_dim=128)
-        out = mim(images, text_states, text_weight)   # MIMOutput(loss, pred, mask, scores…)
-        out = mim(images)                             # image-only: uniform mask, no cross-attn
+def text_guidance(
+    text_keys: Tensor, patch_keys: Tensor, text_weight: Tensor, scale: float
+) -> Tensor:
+    """The attention each patch receives from its text: DESIGN §1.1 step 2 (no grad).
 
     Args:
-        encoder: the image encoder (``self.encoder``).
-        config: knobs (:class:`~mmclip.models.AttMIMConfig`); keyword ``overrides`` replace
-            single fields, e.g. ``AttMIM(vit, text_dim=128, mask_ratio=0.6)``.
-        text_dim: width H of the text states; None = image-only (no cross-attention).
-        image_proj, text_proj: the contrastive heads ``Pv`` (D → E) and ``Pt`` (H → E)
-            used by the guidance. Both None: the guidance compares raw states (needs
-            ``H == D``).
-        borrow_towers: the encoder and the projections belong to (are registered by) the
-            caller, e.g. :class:`~mmclip.models.MMCLIPModel`; False (standalone use)
-            registers them here.
-        scale_source: the learned logit scale the guidance follows when
-            ``config.guide_scale`` is None, as a callable returning it (the owner's:
-            :class:`~mmclip.models.MMCLIPModel` passes its local term's attention scale, or
-            its contrastive logit scale). See :meth:`guide_scale` for the one rule.
+        text_keys (Tensor[B, T, E]): the text tokens in the shared space (``Pt(states)``).
+        patch_keys (Tensor[B, P, E]): the patches in the shared space (``Pv(states)``).
+        text_weight (Tensor[B, T]): token weights (0 = padding).
+        scale: logit scale of the token → patch softmax.
+
+    Returns:
+        Tensor[B, P] float32, rows summing to 1.
+    """
+    with torch.no_grad():
+        q = F.normalize(text_keys.detach(), dim=-1)
+        k = F.normalize(patch_keys.detach(), dim=-1)
+        if q.shape[-1] != k.shape[-1]:
+            raise ValueError(
+                f"guidance compares text and patch states of widths {q.shape[-1]} and "
+                f"{k.shape[-1]}; pass image_proj/text_proj to AttMIM"
+            )
+        dtype = torch.promote_types(q.dtype, k.dtype)
+        return cross_modal_attention_score(
+            q.to(dtype), k.to(dtype), text_weight.float(), float(scale)
+        ).float()
+
+
+@dataclass(frozen=True)
+class PatchGrid:
+    """The image encoder's geometry a MIM head needs (no reference to the encoder).
+
+    Attributes:
+        width: D, the encoder's token width.
+        grid_size: patches per side (``P = grid_size²``).
+        patch_size: pixels per patch side.
+        in_chans: image channels.
+        target_dim: width of the per-patch target (:func:`target_dim`).
     """
 
-    def __init__(
-        self,
-        encoder: VisionTransformer,
-        config: AttMIMConfig | None = None,
-        *,
-        text_dim: int | None = None,
-        image_proj: nn.Module | None = None,
-        text_proj: nn.Module | None = None,
-        borrow_towers: bool = False,
-        scale_source: Callable[[], float] | None = None,
-        **overrides: object,
-    ) -> None:
-        super().__init__()
-        config = dataclasses.replace(config or AttMIMConfig(), **overrides)  # type: ignore[arg-type]
-        if not 0.0 <= config.mask_ratio <= 1.0:
-            raise ValueError(f"mask_ratio must lie in [0, 1]; got {config.mask_ratio}")
-        if (image_proj is None) != (text_proj is None):
-            raise ValueError("pass both image_proj and text_proj, or neither")
-        self.config = config
-        self.encoder: VisionTransformer
-        self.image_proj: nn.Module
-        self.text_proj: nn.Module
-        attach_module(self, "encoder", encoder, borrowed=borrow_towers)
-        attach_module(
-            self,
-            "image_proj",
-            image_proj if image_proj is not None else nn.Identity(),
-            borrowed=borrow_towers and image_proj is not None,
-        )
-        attach_module(
-            self,
-            "text_proj",
-            text_proj if text_proj is not None else nn.Identity(),
-            borrowed=borrow_towers and text_proj is not None,
-        )
-        self.text_dim = text_dim
-        self.scale_source = scale_source
-        context = text_dim if (text_dim is not None and config.decoder_cross_attention) else None
-        self.decoder = MIMDecoder(
+    width: int
+    grid_size: int
+    patch_size: int
+    in_chans: int
+    target_dim: int
+
+    @property
+    def num_patches(self) -> int:
+        """P."""
+        return self.grid_size**2
+
+    @classmethod
+    def of(cls, encoder: VisionTransformer, target: str) -> PatchGrid:
+        """The grid of ``encoder`` for the ``attmim.target`` ``target``."""
+        return cls(
             encoder.width,
             encoder.grid_size,
-            target_dim(encoder, config.target),
+            encoder.patch_size,
+            encoder.in_chans,
+            target_dim(encoder, target),
+        )
+
+
+class MIMHead(nn.Module):
+    """AttMIM's head on tensors: the mask schedule, the mask, the decoder and the loss.
+
+    It holds no tower: the caller encodes (the whole view for the guidance, the visible
+    patches of the masked view) and hands the states in. :class:`AttMIM` is the standalone
+    block (head + its own encoder); :class:`~mmclip.models.objective.PretrainingObjective`
+    uses the head with the model's towers.
+
+    Args:
+        grid: the encoder's :class:`PatchGrid`.
+        config: knobs (:class:`~mmclip.models.AttMIMConfig`).
+        text_dim: width H of the text states; None = image-only (no cross-attention).
+    """
+
+    def __init__(self, grid: PatchGrid, config: AttMIMConfig, text_dim: int | None) -> None:
+        super().__init__()
+        if not 0.0 <= config.mask_ratio <= 1.0:
+            raise ValueError(f"mask_ratio must lie in [0, 1]; got {config.mask_ratio}")
+        self.config = config
+        self.grid = grid
+        self.text_dim = text_dim
+        context = text_dim if (text_dim is not None and config.decoder_cross_attention) else None
+        self.decoder = MIMDecoder(
+            grid.width,
+            grid.grid_size,
+            grid.target_dim,
             width=config.decoder_width,
             depth=config.decoder_depth,
             heads=config.decoder_heads,
@@ -323,20 +345,148 @@ class AttMIM(nn.Module):
         )
 
     def guide_scale(self) -> float:
-        """Logit scale of the guidance's token → patch softmax: the one default rule.
+        """``config.guide_scale``, else :data:`DEFAULT_GUIDE_SCALE` (``1 / 0.07``).
 
-        ``config.guide_scale`` when set (the same number in a standalone block and in
-        :class:`~mmclip.models.MMCLIPModel`); else the learned scale of ``scale_source``
-        (the model's); else :data:`DEFAULT_GUIDE_SCALE` (``1 / 0.07``). A standalone block
-        and a model built from the same config therefore agree whenever
-        ``config.guide_scale`` is set, or when the block is given the model's
-        ``scale_source``.
+        :class:`~mmclip.models.objective.PretrainingObjective` passes its learned scale
+        instead when ``config.guide_scale`` is None (its :meth:`guide_scale`).
         """
         if self.config.guide_scale is not None:
             return float(self.config.guide_scale)
-        if self.scale_source is not None:
-            return float(self.scale_source())
         return DEFAULT_GUIDE_SCALE
+
+    def choose_mask(
+        self,
+        scores: Tensor | None,
+        batch: int,
+        device: torch.device,
+        tau: float,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The mask drawn from the guidance at temperature ``tau``.
+
+        Args:
+            scores (Tensor[B, P] float32 | None): guidance (:func:`text_guidance`); None or
+                ``tau = inf`` masks uniformly.
+            batch, device: B and where the mask lives.
+            tau: the temperature.
+            generator: random source of the mask.
+
+        Returns:
+            scores (Tensor[B, P] float32; uniform ``1 / P`` when unguided), keep_idx
+            (Tensor[B, K]), mask_idx (Tensor[B, P - K]), mask (Tensor[B, P] bool).
+        """
+        num_patches = self.grid.num_patches
+        if scores is None or math.isinf(tau) or batch == 0:
+            scores = torch.full((batch, num_patches), 1.0 / num_patches, device=device)
+            sampling = scores
+        else:
+            sampling = dilate_scores(scores, self.grid.grid_size, self.config.mask_dilation)
+        keep_idx, mask_idx, mask = attention_guided_mask(
+            sampling, self.config.mask_ratio, tau, generator=generator
+        )
+        return scores, keep_idx, mask_idx, mask
+
+    def target(self, images: Tensor, cells: Tensor | None = None) -> Tensor:
+        """Regression target of every patch (``config.target``).
+
+        ``pixels``: the patch's pixels, per-patch normalised when ``norm_pix_loss`` (MAE).
+        ``stem``: the frozen CNN stem's features of the cell in the *whole* image, layer-
+        normalised per cell (a fixed teacher, as MaskFeat / MRM predict features rather than
+        pixels): the network must infer what the hidden cell shows, not copy its texture.
+
+        Args:
+            images (Tensor[B, C, H, W]).
+            cells (Tensor[B, P, C_s] | None): the stem's per-cell features of ``images``
+                (:attr:`ViTOutput.cells`); required by the ``stem`` target.
+
+        Returns:
+            Tensor[B, P, target_dim] float32 (no gradient).
+        """
+        if self.config.target == "stem":
+            if cells is None:
+                raise ValueError("the 'stem' target needs the stem's cell features (cells=)")
+            cells = cells.detach().float()
+            return F.layer_norm(cells, cells.shape[-1:], eps=1e-6)
+        target = patchify(images.float(), self.grid.patch_size)
+        if self.config.norm_pix_loss:
+            mean = target.mean(dim=-1, keepdim=True)
+            var = target.var(dim=-1, keepdim=True, unbiased=False)
+            target = (target - mean) / (var + 1e-6).sqrt()
+        return target
+
+    def reconstruct(
+        self,
+        visible: Tensor,
+        keep_idx: Tensor,
+        mask: Tensor,
+        target: Tensor,
+        text_states: Tensor | None = None,
+        text_mask: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Decode the visible states (with the text) and score the masked patches.
+
+        Args:
+            visible (Tensor[B, K, D]): the masked view's visible-patch states (with grad).
+            keep_idx (Tensor[B, K] int64), mask (Tensor[B, P] bool): from :meth:`choose_mask`.
+            target (Tensor[B, P, target_dim]): :meth:`target`.
+            text_states (Tensor[B, T, H] | None): the decoder's cross-attention memory.
+            text_mask (Tensor[B, T] bool | None): text tokens to attend to.
+
+        Returns:
+            loss (scalar MSE over the masked patches; 0 when none), pred
+            (Tensor[B, P, target_dim]).
+        """
+        context = None
+        cross = bool(self.decoder.blocks) and self.decoder.blocks[0].cross is not None
+        if text_states is not None and cross:
+            context = text_states.detach() if self.config.detach_text else text_states
+        pred = self.decoder(
+            scale_gradient(visible, self.config.encoder_grad_scale),
+            keep_idx,
+            context,
+            text_mask if context is not None else None,
+        )
+        per_patch = (pred.float() - target).pow(2).mean(dim=-1)  # [B, P]
+        weight = mask.float()
+        return (per_patch * weight).sum() / weight.sum().clamp_min(1.0), pred
+
+
+class AttMIM(MIMHead):
+    """Attention-guided masked image modelling around its own :class:`VisionTransformer`.
+
+    Usable on its own::
+
+        mim = AttMIM(vit, text_dim=128)
+        out = mim(images, text_states, text_weight)   # MIMOutput(loss, pred, mask, scores…)
+        out = mim(images)                             # image-only: uniform mask, no cross-attn
+
+    Args:
+        encoder: the image encoder (``self.encoder``, a sub-module).
+        config: knobs (:class:`~mmclip.models.AttMIMConfig`); keyword ``overrides`` replace
+            single fields, e.g. ``AttMIM(vit, text_dim=128, mask_ratio=0.6)``.
+        text_dim: width H of the text states; None = image-only (no cross-attention).
+        image_proj, text_proj: the contrastive heads ``Pv`` (D → E) and ``Pt`` (H → E)
+            used by the guidance (sub-modules). Both None: the guidance compares raw states
+            (needs ``H == D``).
+    """
+
+    def __init__(
+        self,
+        encoder: VisionTransformer,
+        config: AttMIMConfig | None = None,
+        *,
+        text_dim: int | None = None,
+        image_proj: nn.Module | None = None,
+        text_proj: nn.Module | None = None,
+        **overrides: object,
+    ) -> None:
+        config = dataclasses.replace(config or AttMIMConfig(), **overrides)  # type: ignore[arg-type]
+        if (image_proj is None) != (text_proj is None):
+            raise ValueError("pass both image_proj and text_proj, or neither")
+        super().__init__(PatchGrid.of(encoder, config.target), config, text_dim)
+        self.encoder = encoder
+        self.image_proj = image_proj if image_proj is not None else nn.Identity()
+        self.text_proj = text_proj if text_proj is not None else nn.Identity()
 
     @torch.no_grad()
     def guidance_scores(
@@ -362,50 +512,21 @@ class AttMIM(nn.Module):
         """
         if guide_states is None:
             guide_states = self.encoder(images, depth=self.config.guide_depth).tokens
-        k = F.normalize(self.image_proj(guide_states.detach()), dim=-1)
-        q = F.normalize(self.text_proj(text_states.detach()), dim=-1)
-        if q.shape[-1] != k.shape[-1]:
-            raise ValueError(
-                f"guidance compares text and patch states of widths {q.shape[-1]} and "
-                f"{k.shape[-1]}; pass image_proj/text_proj to AttMIM"
-            )
-        if scale is None:
-            scale = self.guide_scale()
-        dtype = torch.promote_types(q.dtype, k.dtype)
-        return cross_modal_attention_score(
-            q.to(dtype), k.to(dtype), text_weight.float(), float(scale)
+        return text_guidance(
+            self.text_proj(text_states),
+            self.image_proj(guide_states),
+            text_weight,
+            self.guide_scale() if scale is None else scale,
         )
 
     def target(self, images: Tensor, cells: Tensor | None = None) -> Tensor:
-        """Regression target of every patch (``config.target``).
-
-        ``pixels``: the patch's pixels, per-patch normalised when ``norm_pix_loss`` (MAE).
-        ``stem``: the frozen CNN stem's features of the cell in the *whole* image, layer-
-        normalised per cell (a fixed teacher, as MaskFeat / MRM predict features rather than
-        pixels): the network must infer what the hidden cell shows, not copy its texture.
-
-        Args:
-            images (Tensor[B, C, H, W]).
-            cells (Tensor[B, P, C_s] | None): the stem's per-cell features of ``images`` when
-                already computed (:attr:`ViTOutput.cells`); None computes them.
-
-        Returns:
-            Tensor[B, P, target_dim] float32 (no gradient).
-        """
-        if self.config.target == "stem":
-            if cells is None:
-                stem = self.encoder.stem
-                assert stem is not None  # target_dim checked it at construction
-                with torch.no_grad():
-                    cells = stem.cell_features(images)
-            cells = cells.detach().float()
-            return F.layer_norm(cells, cells.shape[-1:], eps=1e-6)
-        target = patchify(images.float(), self.encoder.patch_size)
-        if self.config.norm_pix_loss:
-            mean = target.mean(dim=-1, keepdim=True)
-            var = target.var(dim=-1, keepdim=True, unbiased=False)
-            target = (target - mean) / (var + 1e-6).sqrt()
-        return target
+        """:meth:`MIMHead.target`; the ``stem`` target's cells are computed when not given."""
+        if self.config.target == "stem" and cells is None:
+            stem = self.encoder.stem
+            assert stem is not None  # target_dim checked it at construction
+            with torch.no_grad():
+                cells = stem.cell_features(images)
+        return super().target(images, cells)
 
     @staticmethod
     def _text_weight(
@@ -427,42 +548,6 @@ class AttMIM(nn.Module):
             )
         return text_weight
 
-    def choose_mask(
-        self,
-        images: Tensor,
-        text_states: Tensor | None,
-        text_weight: Tensor | None,
-        guide_states: Tensor | None,
-        tau: float,
-        guide_scale: float | None = None,
-        generator: torch.Generator | None = None,
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """The guidance scores and the mask drawn from them at temperature ``tau``.
-
-        Args:
-            images (Tensor[B, C, H, W]); text_states (Tensor[B, T, H_t] | None);
-            text_weight (Tensor[B, T] | None); guide_states (Tensor[B, P, D] | None): as
-                :meth:`forward`'s. ``tau = inf`` (or no text) masks uniformly.
-
-        Returns:
-            scores (Tensor[B, P] float32), keep_idx (Tensor[B, K]), mask_idx (Tensor[B, P - K]),
-            mask (Tensor[B, P] bool).
-        """
-        batch, num_patches = images.shape[0], self.encoder.num_patches
-        if math.isinf(tau) or batch == 0 or text_states is None:
-            scores = torch.full((batch, num_patches), 1.0 / num_patches, device=images.device)
-            sampling = scores
-        else:
-            assert text_weight is not None
-            scores = self.guidance_scores(
-                images, text_states, text_weight, guide_states, guide_scale
-            )
-            sampling = dilate_scores(scores, self.encoder.grid_size, self.config.mask_dilation)
-        keep_idx, mask_idx, mask = attention_guided_mask(
-            sampling, self.config.mask_ratio, tau, generator=generator
-        )
-        return scores, keep_idx, mask_idx, mask
-
     def forward(
         self,
         images: Tensor,
@@ -475,7 +560,6 @@ class AttMIM(nn.Module):
         step: int | None = None,
         guide_scale: float | None = None,
         generator: torch.Generator | None = None,
-        target_cells: Tensor | None = None,
     ) -> MIMOutput:
         """Mask, encode the visible patches, decode, and score the masked patches.
 
@@ -495,39 +579,39 @@ class AttMIM(nn.Module):
             step: step for the schedule; default the one set by :meth:`set_step`.
             guide_scale: similarity logit scale of the guidance (default :meth:`guide_scale`).
             generator: random source of the mask.
-            target_cells (Tensor[B, P, C_s] | None): the frozen stem's features of the whole
-                images when already computed (the ``stem`` target; :attr:`ViTOutput.cells`).
 
         Returns:
             :class:`MIMOutput`.
         """
         self.encoder.check_images(images)
-        text_weight = self._text_weight(images.shape[0], text_states, text_weight)
+        batch = images.shape[0]
+        text_weight = self._text_weight(batch, text_states, text_weight)
         tau_used = (
             math.inf
             if text_states is None
             else float(self.current_tau(step) if tau is None else tau)
         )
+        scores = None
+        if text_states is not None and not math.isinf(tau_used) and batch:
+            assert text_weight is not None
+            scores = self.guidance_scores(
+                images, text_states, text_weight, guide_states, guide_scale
+            )
         scores, keep_idx, mask_idx, mask = self.choose_mask(
-            images, text_states, text_weight, guide_states, tau_used, guide_scale, generator
+            scores, batch, images.device, tau_used, generator
         )
         encoded = self.encoder(images, keep_idx=keep_idx)
-        context = context_mask = None
-        cross = bool(self.decoder.blocks) and self.decoder.blocks[0].cross is not None
-        if text_states is not None and cross:
-            context = text_states.detach() if self.config.detach_text else text_states
+        if text_states is not None and text_mask is None:
             assert text_weight is not None
-            context_mask = text_mask.bool() if text_mask is not None else text_weight > 0
-        pred = self.decoder(
-            scale_gradient(encoded.tokens, self.config.encoder_grad_scale),
+            text_mask = text_weight > 0
+        loss, pred = self.reconstruct(
+            encoded.tokens,
             keep_idx,
-            context,
-            context_mask,
+            mask,
+            self.target(images),
+            text_states,
+            None if text_mask is None else text_mask.bool(),
         )
-        target = self.target(images, target_cells)
-        per_patch = (pred.float() - target).pow(2).mean(dim=-1)  # [B, P]
-        weight = mask.float()
-        loss = (per_patch * weight).sum() / weight.sum().clamp_min(1.0)
         return MIMOutput(
             loss=loss,
             pred=pred,

@@ -17,12 +17,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops import entity_span_mask
-from .borrow import attach_module
 from .config import EntMLMConfig
 from .fusion import TransformerBlock, init_weights
 from .text import TextEncoder
 
-__all__ = ["EntMLM", "MLMOutput", "default_special_tokens_mask"]
+__all__ = ["EntMLM", "MLMHead", "MLMOutput", "default_special_tokens_mask"]
 
 IGNORE_INDEX = -100
 
@@ -67,44 +66,33 @@ def default_special_tokens_mask(attention_mask: Tensor) -> Tensor:
     return special
 
 
-class EntMLM(nn.Module):
-    """Entity-masked language modelling around a :class:`TextEncoder`.
+class MLMHead(nn.Module):
+    """EntMLM's head on tensors: the entity masking, the image-conditioned decoder, the loss.
 
-    Usable on its own::
-
-        mlm = EntMLM(text_encoder, image_dim=192)
-        out = mlm(input_ids, attention_mask, special_tokens_mask, span_offsets, spans,
-                  image_states=v)      # or image_states=None for text-only data
+    It holds no tower: the caller encodes the masked text and hands the states (and the
+    word-embedding matrix of a tied output layer) in. :class:`EntMLM` is the standalone
+    block (head + its own text encoder).
 
     Args:
-        encoder: the text encoder (``self.encoder``).
-        config: knobs (:class:`~mmclip.models.EntMLMConfig`); keyword ``overrides``
-            replace single fields, e.g. ``EntMLM(enc, entity_prob=0.0)``.
+        hidden: H, the text encoder's width.
+        vocab_size: V.
+        mask_token_id: id of [MASK].
+        config: knobs (:class:`~mmclip.models.EntMLMConfig`).
         image_dim: width of the image tokens for cross-attention; None = text only.
-        mask_token_id: id of [MASK]; default ``encoder.config.mask_token_id``.
-        borrow_encoder: the encoder belongs to (is registered by) the caller, e.g.
-            :class:`~mmclip.models.MMCLIPModel`; False (standalone use) registers it here.
     """
 
     def __init__(
         self,
-        encoder: TextEncoder,
-        config: EntMLMConfig | None = None,
-        *,
+        hidden: int,
+        vocab_size: int,
+        mask_token_id: int,
+        config: EntMLMConfig,
         image_dim: int | None = None,
-        mask_token_id: int | None = None,
-        borrow_encoder: bool = False,
-        **overrides: object,
     ) -> None:
         super().__init__()
-        config = dataclasses.replace(config or EntMLMConfig(), **overrides)  # type: ignore[arg-type]
         self.config = config
-        self.encoder: TextEncoder
-        attach_module(self, "encoder", encoder, borrowed=borrow_encoder)
-        hidden = encoder.hidden_size
-        self.mask_token_id = int(
-            encoder.config.mask_token_id if mask_token_id is None else mask_token_id
-        )
+        self.vocab_size = int(vocab_size)
+        self.mask_token_id = int(mask_token_id)
         heads = config.decoder_heads
         if hidden % heads:
             raise ValueError(f"decoder_heads={heads} does not divide the text width {hidden}")
@@ -116,16 +104,20 @@ class EntMLM(nn.Module):
         self.transform = nn.Sequential(
             nn.Linear(hidden, hidden), nn.GELU(), nn.LayerNorm(hidden, eps=1e-12)
         )
-        vocab = encoder.vocab_size
         self.output: nn.Linear | None = None
         if config.tie_word_embeddings:
-            self.output_bias = nn.Parameter(torch.zeros(vocab))
+            self.output_bias = nn.Parameter(torch.zeros(vocab_size))
         else:
-            self.output = nn.Linear(hidden, vocab)
+            self.output = nn.Linear(hidden, vocab_size)
         init_weights(self.blocks)
         init_weights(self.transform)
         if self.output is not None:
             init_weights(self.output)
+
+    @property
+    def cross_attends(self) -> bool:
+        """Whether the decoder reads image tokens."""
+        return bool(self.blocks) and self.blocks[0].cross is not None
 
     def mask(
         self,
@@ -136,7 +128,7 @@ class EntMLM(nn.Module):
         spans: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """Apply :func:`mmclip.ops.entity_span_mask` with this module's settings.
+        """Apply :func:`mmclip.ops.entity_span_mask` with this head's settings.
 
         Missing ``special_tokens_mask`` follows :func:`default_special_tokens_mask`;
         missing spans mean no entity (random token masking only).
@@ -163,17 +155,105 @@ class EntMLM(nn.Module):
             min_ratio=c.min_ratio,
             max_ratio=c.max_ratio,
             mask_token_id=self.mask_token_id,
-            vocab_size=self.encoder.vocab_size,
+            vocab_size=self.vocab_size,
             generator=generator,
         )
 
-    def head(self, states: Tensor) -> Tensor:
-        """states (Tensor[N, H]) → logits (Tensor[N, V])."""
+    def head(self, states: Tensor, word_embeddings: Tensor | None = None) -> Tensor:
+        """states (Tensor[N, H]) → logits (Tensor[N, V]); a tied head needs the word
+        embeddings (Tensor[V, H])."""
         x = self.transform(states)
         if self.output is not None:
             return self.output(x)
-        weight = self.encoder.word_embeddings.weight
-        return F.linear(x, weight.to(x.dtype), self.output_bias.to(x.dtype))
+        if word_embeddings is None:
+            raise ValueError("a tied MLM head needs the text encoder's word embeddings")
+        return F.linear(x, word_embeddings.to(x.dtype), self.output_bias.to(x.dtype))
+
+    def predict(
+        self,
+        encoded: Tensor,
+        attention_mask: Tensor,
+        masked_ids: Tensor,
+        labels: Tensor,
+        image_states: Tensor | None = None,
+        image_mask: Tensor | None = None,
+        word_embeddings: Tensor | None = None,
+    ) -> MLMOutput:
+        """Decode the masked text's states with the image and score the masked tokens.
+
+        Args:
+            encoded (Tensor[B, L, H]): the text encoder's states of ``masked_ids``.
+            attention_mask (Tensor[B, L]); masked_ids, labels (Tensor[B, L]): :meth:`mask`.
+            image_states (Tensor[B, P, D_img] | None): unmasked image tokens (detached when
+                ``detach_image``); None = text only.
+            image_mask (Tensor[B, P] bool | None): image tokens to attend to.
+            word_embeddings (Tensor[V, H] | None): the tied output layer's matrix.
+
+        Returns:
+            :class:`MLMOutput`.
+        """
+        x = encoded
+        key_mask = attention_mask.bool()
+        context = None
+        if image_states is not None:
+            context = image_states.detach() if self.config.detach_image else image_states
+        for block in self.blocks:
+            x = block(x, key_mask=key_mask, context=context, context_mask=image_mask)
+        selected = labels != IGNORE_INDEX
+        targets = labels[selected]
+        logits = self.head(x[selected], word_embeddings)
+        num = int(targets.numel())
+        if num:
+            loss = F.cross_entropy(logits.float(), targets)
+            accuracy = (logits.detach().argmax(dim=-1) == targets).float().mean()
+        else:
+            loss = logits.sum() * 0.0 + x.sum() * 0.0
+            accuracy = torch.zeros((), device=x.device)
+        return MLMOutput(
+            loss=loss,
+            logits=logits,
+            labels=labels,
+            masked_ids=masked_ids,
+            num_masked=num,
+            accuracy=accuracy,
+        )
+
+
+class EntMLM(MLMHead):
+    """Entity-masked language modelling around its own :class:`TextEncoder`.
+
+    Usable on its own::
+
+        mlm = EntMLM(text_encoder, image_dim=192)
+        out = mlm(input_ids, attention_mask, special_tokens_mask, span_offsets, spans,
+                  image_states=v)      # or image_states=None for text-only data
+
+    Args:
+        encoder: the text encoder (``self.encoder``, a sub-module).
+        config: knobs (:class:`~mmclip.models.EntMLMConfig`); keyword ``overrides``
+            replace single fields, e.g. ``EntMLM(enc, entity_prob=0.0)``.
+        image_dim: width of the image tokens for cross-attention; None = text only.
+        mask_token_id: id of [MASK]; default ``encoder.config.mask_token_id``.
+    """
+
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        config: EntMLMConfig | None = None,
+        *,
+        image_dim: int | None = None,
+        mask_token_id: int | None = None,
+        **overrides: object,
+    ) -> None:
+        config = dataclasses.replace(config or EntMLMConfig(), **overrides)  # type: ignore[arg-type]
+        super().__init__(
+            encoder.hidden_size,
+            encoder.vocab_size,
+            encoder.config.mask_token_id if mask_token_id is None else mask_token_id,
+            config,
+            image_dim,
+        )
+        self.encoder = encoder
 
     def forward(
         self,
@@ -213,28 +293,13 @@ class EntMLM(nn.Module):
         masked_ids, labels = self.mask(
             input_ids, attention_mask, special_tokens_mask, span_offsets, spans, generator
         )
-        x = self.encoder(masked_ids, attention_mask).tokens
-        key_mask = attention_mask.bool()
-        context = None
-        if image_states is not None:
-            context = image_states.detach() if self.config.detach_image else image_states
-        for block in self.blocks:
-            x = block(x, key_mask=key_mask, context=context, context_mask=image_mask)
-        selected = labels != IGNORE_INDEX
-        targets = labels[selected]
-        logits = self.head(x[selected])
-        num = int(targets.numel())
-        if num:
-            loss = F.cross_entropy(logits.float(), targets)
-            accuracy = (logits.detach().argmax(dim=-1) == targets).float().mean()
-        else:
-            loss = logits.sum() * 0.0 + x.sum() * 0.0
-            accuracy = torch.zeros((), device=x.device)
-        return MLMOutput(
-            loss=loss,
-            logits=logits,
-            labels=labels,
-            masked_ids=masked_ids,
-            num_masked=num,
-            accuracy=accuracy,
+        encoded = self.encoder(masked_ids, attention_mask).tokens
+        return self.predict(
+            encoded,
+            attention_mask,
+            masked_ids,
+            labels,
+            image_states,
+            image_mask,
+            self.encoder.word_embeddings.weight,
         )

@@ -24,6 +24,8 @@ from .text import load_tokenizer
 __all__ = [
     "CONFIG_NAME",
     "FORMAT_VERSION",
+    "HEAD_NAMES",
+    "READABLE_VERSIONS",
     "SIZE_BOUNDS",
     "WEIGHTS_NAME",
     "CheckpointMismatchError",
@@ -31,6 +33,7 @@ __all__ = [
     "check_config_sizes",
     "check_state_matches",
     "read_model_directory",
+    "upgrade_state_keys",
     "write_model_directory",
 ]
 
@@ -38,10 +41,26 @@ logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-FORMAT_VERSION = 2
-"""2: the model owns its towers (keys ``visual.*``, ``text.*``, ``image_proj.*``,
-``text_proj.*``) and has the local term (``local.*``); 1: towers inside the heads
-(``attmim.encoder.*``, ``entmlm.encoder.*``)."""
+FORMAT_VERSION = 3
+"""3: the heads live in the model's ``objective`` (``objective.attmim.*``,
+``objective.local.*``, …); 2: the same tensors with the heads at the top (``attmim.*``,
+``local.*``, …; read by renaming, :func:`upgrade_state_keys`); 1: towers inside the heads
+(``attmim.encoder.*``, ``entmlm.encoder.*``; not readable)."""
+
+READABLE_VERSIONS = (2, 3)
+
+HEAD_NAMES = ("contrastive", "local", "attmim", "entmlm", "tp_loss")
+"""The heads that format 2 kept at the top of the state dict and format 3 in ``objective``."""
+
+
+def upgrade_state_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A state dict of format 2 (heads at the top) renamed to format 3 (``objective.*``).
+
+    Keys of format 3 are returned unchanged, so every state dict can go through it (model
+    directories and training checkpoints alike). The tensors are not copied.
+    """
+    heads = tuple(f"{name}." for name in HEAD_NAMES)
+    return {(f"objective.{k}" if k.startswith(heads) else k): v for k, v in state.items()}
 
 
 class CheckpointMismatchError(ValueError):
@@ -122,18 +141,18 @@ def _read_config(cfg_path: Path) -> MMCLIPConfig:
     if data.pop("model_type", "mmclip") != "mmclip":
         raise ValueError(f"{cfg_path} is not an mmclip config")
     version = data.pop("format_version", 1)
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         reason = (
             "it was written by an older mmclip, whose heads held the towers "
             "(attmim.encoder.*, entmlm.encoder.*); this one owns them at the top "
             "(visual.*, text.*) and adds the local term"
-            if version < FORMAT_VERSION
+            if version < min(READABLE_VERSIONS)
             else "it was written by a newer mmclip"
         )
         raise CheckpointMismatchError(
             f"{cfg_path} has format_version {version}; this mmclip reads format_version "
-            f"{FORMAT_VERSION} only: {reason}. Re-train, or load it with the mmclip that "
-            "wrote it."
+            f"{' and '.join(map(str, READABLE_VERSIONS))}: {reason}. Re-train, or load it "
+            "with the mmclip that wrote it."
         )
     try:
         config = MMCLIPConfig.from_dict(data)
@@ -274,6 +293,7 @@ class PretrainedModelIO(nn.Module):
         Raises:
             CheckpointMismatchError: listing missing, unexpected and mis-shaped tensors.
         """
+        state = upgrade_state_keys(state)
         check_state_matches(self.state_dict(), state, source, self.config.name)
         self.load_state_dict(state, strict=True)
         self.weights_source = source

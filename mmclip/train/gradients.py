@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from ..batch import MMCLIPBatch, row_groups
 from ..models.config import LOSS_TERMS
 
 __all__ = ["MASKED_PASS_TERMS", "GradientShares", "gradient_shares", "term_gradient_norms"]
@@ -114,20 +115,16 @@ def term_gradient_norms(
     return norms
 
 
-def _guided_rows(model: nn.Module, batch: object) -> tuple[int, int]:
+def _guided_rows(model: nn.Module, batch: MMCLIPBatch) -> tuple[int, int]:
     """(rows with a focus token, image–text rows) of a batch."""
-    image_index, text_index = batch.image_index, batch.text_index  # type: ignore[attr-defined]
-    if image_index is None or text_index is None:
+    text = row_groups(batch, use_unpaired=model.config.use_unpaired).pair_texts  # type: ignore[union-attr]
+    if text is None:
         return 0, 0
-    both = torch.isin(text_index, image_index)
-    rows = both.nonzero().flatten()
-    if not rows.numel():
-        return 0, 0
-    weights = model.guidance_weights(batch, rows)  # type: ignore[operator]
-    return int((weights.sum(dim=1) > 0).sum()), int(rows.numel())
+    weights = model.objective.guidance_weights(text)  # type: ignore[union-attr, operator]
+    return int((weights.sum(dim=1) > 0).sum()), text.rows
 
 
-def gradient_shares(model: nn.Module, batches: Iterable[object], step: int) -> GradientShares:
+def gradient_shares(model: nn.Module, batches: Iterable[MMCLIPBatch], step: int) -> GradientShares:
     """Mean per-term gradient norms on ``model.visual`` over ``batches``.
 
     Args:

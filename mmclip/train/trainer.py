@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmclip.batch import MMCLIPBatch, check_batch_rows
+from mmclip.batch import MMCLIPBatch
 from mmclip.config import flatten
 
 from ..models.config import LOSS_TERMS
@@ -381,8 +381,6 @@ class Trainer:
             if self.info.distributed and not sync and hasattr(self.train_model, "no_sync")
             else contextlib.nullcontext()
         )
-        if self.config.compile:
-            check_batch_rows(batch)  # eager: skipped inside the compiled graph
         with ddp_no_sync:
             with self._autocast():
                 out = self.train_model(batch)
@@ -394,7 +392,7 @@ class Trainer:
                 values[name] = float(term.detach())
         values["tau"] = out.tau
         values["logit_scale"] = float(out.logit_scale) if out.logit_scale is not None else 0.0
-        values["guide_scale"] = self.model.guide_scale()
+        values["guide_scale"] = self.model.objective.guide_scale()
         if out.mlm_accuracy is not None:
             values["mlm_accuracy"] = float(out.mlm_accuracy)
         return values

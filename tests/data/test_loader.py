@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mmclip.batch import MMCLIPBatch, SampleKind
+from mmclip.batch import MMCLIPBatch, SampleKind, row_groups
 from mmclip.data import (
     DataError,
     LoaderConfig,
@@ -37,7 +37,10 @@ def _cfg(**kw: object) -> LoaderConfig:
 def _equal(a: MMCLIPBatch, b: MMCLIPBatch) -> bool:
     for f in fields(a):
         x, y = getattr(a, f.name), getattr(b, f.name)
-        if (x is None) != (y is None) or (x is not None and not torch.equal(x, y)):
+        if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+            if x != y:
+                return False
+        elif not torch.equal(x, y):
             return False
     return True
 
@@ -51,7 +54,7 @@ def test_batch_contract(synth_records: list[XrayRecord], tokenizer, backend: str
     assert b.images is not None and b.images.shape == (8, 1, 32, 32)
     assert b.images.dtype == torch.float32 and torch.isfinite(b.images).all()
     assert (b.kind == SampleKind.PAIRED).all()
-    assert b.image_index.tolist() == b.text_index.tolist() == list(range(8))
+    assert b.counts == (8, 0, 0, 0)
     assert b.input_ids.shape[0] == 8 and b.span_offsets.shape == (9,)
     assert b.spans.shape[1] == 2 and int(b.span_offsets[-1]) == b.spans.shape[0]
     # Spans are inside the real tokens and avoid special tokens.
@@ -178,13 +181,18 @@ def test_sample_kinds_and_prompts(synth_records: list[XrayRecord], tokenizer) ->
     ]
     cfg = _cfg(backend="pil", shuffle=False, drop_last=False)
     batch = next(iter(XrayLoader(records, cfg, tokenizer=tokenizer)))
-    assert batch.kind.tolist() == [3, 1, 2, 0, 3]
-    assert batch.image_index.tolist() == [1, 2, 3] and batch.images.shape[0] == 3
-    assert batch.text_index.tolist() == [0, 1, 3, 4]
-    assert batch.prompt_index.tolist() == [0, 4] and batch.prompt_input_ids.shape[0] == 2
+    # sorted by kind (stable): synth pair, image + prompt, image only, the two text-only reports
+    assert batch.kind.tolist() == [0, 1, 2, 3, 3] and batch.counts == (1, 1, 1, 2)
+    assert batch.images.shape[0] == 3 and batch.input_ids.shape[0] == 4
+    assert batch.prompt_input_ids.shape[0] == 2
     labels = batch.prompt_label.tolist()
     assert labels[2] == -1 and labels[1] == labels[4] == disease_kind_id({"Cardiomegaly": 1})
-    assert labels[0] == disease_kind_id({"Pleural Effusion": 1})
+    assert labels[3] == disease_kind_id({"Pleural Effusion": 1})
+    groups = row_groups(batch)
+    assert groups.num_pairs == 2 and groups.image_only.shape[0] == 1
+    assert groups.text_only.rows == 2 and groups.prompts.rows == 2
+    report = tokenizer.decode(groups.text_only.input_ids[0], skip_special_tokens=True)
+    assert "effusion" in report
     prompt = tokenizer.decode(batch.input_ids[1], skip_special_tokens=True)
     assert "cardiomegaly" in prompt or "heart" in prompt or "cardiac" in prompt
 
@@ -208,7 +216,7 @@ def test_mixing_loader(synth_records: list[XrayRecord], tokenizer) -> None:
     assert len(reference) == 8
     for b in reference:
         assert b.kind.tolist() == [0] * 5 + [1] * 3 + [3] * 2
-        assert b.images.shape[0] == 8 and b.prompt_index.tolist() == [8, 9]
+        assert b.images.shape[0] == 8 and b.prompt_input_ids.shape[0] == 2
     again = MixingLoader(sources, ratios, cfg, steps_per_epoch=4, tokenizer=tokenizer)
     it = iter(again)
     got = [next(it) for _ in range(3)]

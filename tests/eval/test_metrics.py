@@ -381,12 +381,12 @@ EMBED = 16
 class FakeModel:
     """The interface ``evaluate_zero_shot`` / ``evaluate_retrieval`` use when image embeddings
     are given: ``eval``, ``encode_text``, ``config.contrastive.embed_dim``,
-    ``contrastive.scale()``."""
+    ``logit_scale()``."""
 
     def __init__(self, table: dict[str, torch.Tensor], scale: float = 20.0) -> None:
         self.table = table
         self.config = SimpleNamespace(contrastive=SimpleNamespace(embed_dim=EMBED))
-        self.contrastive = SimpleNamespace(scale=lambda: torch.tensor(scale))
+        self.logit_scale = lambda: torch.tensor(scale)
         self.encoded: list[str] = []
 
     def eval(self) -> FakeModel:

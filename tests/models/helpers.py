@@ -101,34 +101,39 @@ def make_batch(
     ``fixed``: deterministic content (template 0, no image noise variation by seed).
     """
     g = torch.Generator().manual_seed(seed)
-    images, image_index, texts, text_index, labels = [], [], [], [], []
-    prompts, prompt_index = [], []
+    samples = []  # (kind, image, text, prompt, label), drawn in the given order
     for i, kind in enumerate(kinds):
         finding, side = i % len(FINDINGS), (i // len(FINDINGS) + i) % 2
         template = 0 if fixed else int(torch.randint(len(TEMPLATES), (1,), generator=g))
-        labels.append(finding if kind in (SampleKind.IMAGE_PROMPT, SampleKind.TEXT_ONLY) else -1)
-        if kind != SampleKind.TEXT_ONLY:
-            images.append(draw_image(finding, side, image_size, g))
-            image_index.append(i)
+        label = finding if kind in (SampleKind.IMAGE_PROMPT, SampleKind.TEXT_ONLY) else -1
+        image = draw_image(finding, side, image_size, g) if kind != SampleKind.TEXT_ONLY else None
+        text = prompt = None
         if kind in (SampleKind.PAIRED, SampleKind.TEXT_ONLY):
-            texts.append(report(finding, side, template))
-            text_index.append(i)
+            text = report(finding, side, template)
         elif kind == SampleKind.IMAGE_PROMPT:
-            texts.append(PROMPTS[0].format(finding=FINDINGS[finding]))
-            text_index.append(i)
+            text = PROMPTS[0].format(finding=FINDINGS[finding])
         if kind == SampleKind.TEXT_ONLY:
-            prompts.append(PROMPTS[0].format(finding=FINDINGS[finding]))
-            prompt_index.append(i)
-    batch = MMCLIPBatch(kind=torch.tensor([int(k) for k in kinds], dtype=torch.int64))
-    batch.prompt_label = torch.tensor(labels, dtype=torch.int64)
+            prompt = PROMPTS[0].format(finding=FINDINGS[finding])
+        samples.append((int(kind), image, text, prompt, label))
+    samples.sort(key=lambda sample: sample[0])  # a batch is sorted by kind (stable)
+    images = [s[1] for s in samples if s[1] is not None]
+    texts = [s[2] for s in samples if s[2] is not None]
+    prompts = [s[3] for s in samples if s[3] is not None]
+    fields = {
+        "kind": torch.tensor([s[0] for s in samples], dtype=torch.int64),
+        "prompt_label": torch.tensor([s[4] for s in samples], dtype=torch.int64),
+    }
     if images:
-        batch.images = torch.stack(images)
-        batch.image_index = torch.tensor(image_index, dtype=torch.int64)
+        fields["images"] = torch.stack(images)
     if texts:
         ids, attn, special, offsets, spans = tokenize_with_spans(tokenizer, texts, max_length)
-        batch.input_ids, batch.attention_mask, batch.special_tokens_mask = ids, attn, special
-        batch.span_offsets, batch.spans = offsets, spans
-        batch.text_index = torch.tensor(text_index, dtype=torch.int64)
+        fields.update(
+            input_ids=ids,
+            attention_mask=attn,
+            special_tokens_mask=special,
+            span_offsets=offsets,
+            spans=spans,
+        )
     if prompts:
         enc = tokenizer(
             prompts,
@@ -137,10 +142,9 @@ def make_batch(
             max_length=max_length,
             return_tensors="pt",
         )
-        batch.prompt_input_ids = enc["input_ids"].long()
-        batch.prompt_attention_mask = enc["attention_mask"].long()
-        batch.prompt_index = torch.tensor(prompt_index, dtype=torch.int64)
-    return batch
+        fields["prompt_input_ids"] = enc["input_ids"].long()
+        fields["prompt_attention_mask"] = enc["attention_mask"].long()
+    return MMCLIPBatch(**fields)
 
 
 MIXED = [

@@ -16,6 +16,7 @@ from mmclip.models import (
     AttMIMConfig,
     CheckpointMismatchError,
     MMCLIPModel,
+    TextEncoder,
     VisionTransformer,
     build_wordpiece_tokenizer,
     guidance_token_weights,
@@ -134,19 +135,32 @@ def test_a_report_without_focus_gives_zero_weights_and_uniform_guidance(
     assert float(scores[0].max() - scores[0].min()) > 1e-3  # a focus report is not uniform
 
 
-# ---------------------------------------------------------------- the model's layout (v2)
+# ---------------------------------------------------------------- the model's layout (v3)
 @pytest.fixture(scope="module")
 def model() -> MMCLIPModel:
     return tiny_model(make_tokenizer())
 
 
-def test_the_model_owns_its_towers_at_the_top_of_the_state_dict(model: MMCLIPModel) -> None:
+def test_the_model_owns_its_towers_and_the_objective_its_heads(model: MMCLIPModel) -> None:
     state = model.state_dict()
-    for prefix in ("visual.", "text.", "image_proj.", "text_proj.", "local."):
+    for prefix in ("visual.", "text.", "image_proj.", "text_proj."):
         assert any(key.startswith(prefix) for key in state), prefix
-    for prefix in ("attmim.encoder.", "entmlm.encoder.", "attmim.image_proj.", "attmim.text_proj."):
-        assert not any(key.startswith(prefix) for key in state), prefix
-    assert "local.attention_logit_scale" in state  # the mil kind has no text–image scale
+    for head in ("contrastive", "local", "attmim.decoder", "entmlm.blocks", "tp_loss"):
+        assert any(key.startswith(f"objective.{head}.") for key in state), head
+    tops = {key.split(".")[0] for key in state}
+    assert tops == {"visual", "text", "image_proj", "text_proj", "objective"}
+    assert "objective.local.attention_logit_scale" in state  # the mil kind's scale
+
+
+def test_the_objective_holds_no_tower(model: MMCLIPModel) -> None:
+    towers = (model.visual, model.text, model.image_proj, model.text_proj)
+    inside = list(model.objective.modules())
+    assert not any(m is t for m in inside for t in towers)
+    assert not any(isinstance(m, (VisionTransformer, TextEncoder)) for m in inside)
+    tower_params = {id(p) for t in towers for p in t.parameters()}
+    assert not tower_params & {id(p) for p in model.objective.parameters()}
+    assert not hasattr(model.objective.attmim, "encoder")
+    assert not hasattr(model.objective.entmlm, "encoder")
 
 
 def test_every_parameter_is_registered_once(model: MMCLIPModel) -> None:
@@ -161,27 +175,12 @@ def test_every_parameter_is_registered_once(model: MMCLIPModel) -> None:
     assert len(storages) == len(set(storages))
 
 
-def test_the_heads_borrow_the_towers(model: MMCLIPModel) -> None:
-    assert model.attmim.encoder is model.visual
-    assert model.attmim.image_proj is model.image_proj
-    assert model.attmim.text_proj is model.text_proj
-    assert model.entmlm.encoder is model.text
-    assert not any(key.startswith("encoder.") for key in model.attmim.state_dict())
-    assert not any(key.startswith("encoder.") for key in model.entmlm.state_dict())
-
-
 def test_a_standalone_attmim_registers_its_encoder() -> None:
     vit = VisionTransformer.from_config(VisionConfig(image_size=32, width=32, depth=1, heads=2))
     head = AttMIM(vit, text_dim=32, decoder_width=32, decoder_depth=1, decoder_heads=2)
     keys = set(head.state_dict())
     assert {f"encoder.{k}" for k in vit.state_dict()} <= keys
     assert any(p is vit.patch_embed.weight for p in head.parameters())
-    borrowed = AttMIM(
-        vit, text_dim=32, decoder_width=32, decoder_depth=1, decoder_heads=2, borrow_towers=True
-    )
-    assert borrowed.encoder is vit
-    assert not any(k.startswith("encoder.") for k in borrowed.state_dict())
-    assert not any(p is vit.patch_embed.weight for p in borrowed.parameters())
 
 
 def _rewrite_format_version(directory: Path, version: int | None) -> None:
@@ -195,20 +194,32 @@ def _rewrite_format_version(directory: Path, version: int | None) -> None:
     path.write_text(json.dumps(data), encoding="utf-8")
 
 
-def test_a_format_version_1_checkpoint_is_refused_by_name(
+def test_a_format_version_2_directory_loads_and_1_is_refused_by_name(
     model: MMCLIPModel, tmp_path: Path
 ) -> None:
+    from safetensors.torch import load_file, save_file
+
     directory = model.save_pretrained(tmp_path / "model")
     saved = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-    assert saved["format_version"] == 2
+    assert saved["format_version"] == 3
     loaded = MMCLIPModel.from_pretrained(directory)  # the version it writes loads
     assert set(loaded.state_dict()) == set(model.state_dict())
+    # format 2: the same tensors with the heads at the top of the state dict
+    weights = directory / "model.safetensors"
+    state = load_file(str(weights))
+    old = {k.removeprefix("objective."): v for k, v in state.items()}
+    assert "attmim.decoder.head.weight" in old and "local.attention_logit_scale" in old
+    save_file(old, str(weights))
+    _rewrite_format_version(directory, 2)
+    upgraded = MMCLIPModel.from_pretrained(directory)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(upgraded.state_dict()[key], value, rtol=0, atol=0)
     _rewrite_format_version(directory, 1)
     with pytest.raises(CheckpointMismatchError, match="format_version 1") as info:
         MMCLIPModel.from_pretrained(directory)
     assert "attmim.encoder" in str(info.value)
-    _rewrite_format_version(directory, 3)
-    with pytest.raises(CheckpointMismatchError, match=r"format_version 3.*newer"):
+    _rewrite_format_version(directory, 4)
+    with pytest.raises(CheckpointMismatchError, match=r"format_version 4.*newer"):
         MMCLIPModel.from_pretrained(directory)
 
 
@@ -261,7 +272,7 @@ def test_entmlm_memory_is_the_last_block_whatever_guide_depth() -> None:
         def record(module, args, kwargs, out, memories=memories) -> None:
             memories.append(kwargs["context"])
 
-        handle = model.entmlm.blocks[0].register_forward_hook(record, with_kwargs=True)
+        handle = model.objective.entmlm.blocks[0].register_forward_hook(record, with_kwargs=True)
         batch = make_batch(tokenizer, [SampleKind.PAIRED] * 3, image_size=32)
         model(batch, step=10, generator=torch.Generator().manual_seed(0))
         handle.remove()

@@ -1,6 +1,6 @@
 """MMCLIPModel: a step without an active loss term still backpropagates with a fixed
-temperature; the guidance's logit scale follows one rule in the model and in a standalone
-AttMIM block."""
+temperature; the guidance's logit scale follows one rule (the objective's), which a
+standalone AttMIM block matches when given that scale."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import copy
 import pytest
 import torch
 
-from mmclip.batch import SampleKind
+from mmclip.batch import SampleKind, row_groups
 from mmclip.models import AttMIM
-from mmclip.models.attmim import DEFAULT_GUIDE_SCALE
+from mmclip.models.attmim import DEFAULT_GUIDE_SCALE, text_guidance
 
 from .helpers import make_batch, make_tokenizer
 from .helpers import tiny_model as tiny
@@ -93,38 +93,58 @@ def _standalone(model, **kwargs):
     )
 
 
+def _model_scores(model, images, states, weight):
+    """The model's guidance from text states (as the objective computes it in training)."""
+    patches = model.guidance_patch_states(images)
+    with torch.no_grad():
+        return text_guidance(
+            model.text_proj(states),
+            model.image_proj(patches),
+            weight,
+            model.objective.guide_scale(),
+        )
+
+
 def test_model_and_standalone_block_agree_on_a_configured_scale(tokenizer):
     model = tiny(tokenizer, {"attmim.guide_scale": 12.5})
     block = _standalone(model)
-    assert model.guide_scale() == block.guide_scale() == model.attmim.guide_scale() == 12.5
+    assert model.objective.guide_scale() == block.guide_scale() == 12.5
+    assert model.objective.attmim.guide_scale() == 12.5
     images, states, weight = _guidance_inputs(model)
     torch.testing.assert_close(
-        block.guidance_scores(images, states, weight),
-        model.attmim.guidance_scores(images, states, weight, scale=model.guide_scale()),
+        block.guidance_scores(images, states, weight), _model_scores(model, images, states, weight)
     )
 
 
 @pytest.mark.parametrize("local", [0.0, 1.0])
-def test_unset_scale_follows_the_models_learned_scale_through_the_block(tokenizer, local):
-    """Before: model.attmim's own default (1/0.07) differed from model.guide_scale()."""
+def test_unset_scale_follows_the_models_learned_scale(tokenizer, local):
+    """One rule (PretrainingObjective.guide_scale): the local term's attention scale when the
+    local term is on, else the contrastive logit scale; a standalone block agrees when given
+    that scale."""
     model = tiny(tokenizer, {"attmim.guide_scale": None, "loss_weights.local": local})
     with torch.no_grad():  # move the learned scales away from their initial values
-        model.contrastive.logit_scale.fill_(2.0)
-        model.local.attention_logit_scale.fill_(1.5)
+        model.objective.contrastive.logit_scale.fill_(2.0)
+        model.objective.local.attention_logit_scale.fill_(1.5)
     learned = float(torch.tensor(1.5).exp()) if local else float(torch.tensor(2.0).exp())
-    assert model.guide_scale() == pytest.approx(learned)
-    assert model.attmim.guide_scale() == model.guide_scale()  # the block's default is the model's
+    assert model.objective.guide_scale() == pytest.approx(learned)
     images, states, weight = _guidance_inputs(model)
-    default = model.attmim.guidance_scores(images, states, weight)
-    explicit = model.attmim.guidance_scores(images, states, weight, scale=model.guide_scale())
-    torch.testing.assert_close(default, explicit)
-    # a standalone block given the model's scale source agrees with the model
-    block = _standalone(model, scale_source=model.learned_guide_scale)
-    assert block.guide_scale() == model.guide_scale()
-    torch.testing.assert_close(block.guidance_scores(images, states, weight), default)
+    block = _standalone(model)
+    torch.testing.assert_close(
+        block.guidance_scores(images, states, weight, scale=learned),
+        _model_scores(model, images, states, weight),
+    )
+    # the training step reads the same scale: its guidance equals the model's on its texts
+    model.set_step(10**6)
+    model.eval()  # no dropout: the step's towers equal the inference pass
+    batch = make_batch(tokenizer, [SampleKind.PAIRED] * 2, SIZE, fixed=True)
+    out = model(batch, generator=torch.Generator().manual_seed(0))
+    text = row_groups(batch).pair_texts
+    weights = model.objective.guidance_weights(text)
+    expected = model.guidance_scores(batch.images, text.input_ids, text.attention_mask, weights)
+    torch.testing.assert_close(out.guidance, expected)
 
 
-def test_standalone_block_without_scale_or_source_uses_the_documented_default(tokenizer):
+def test_standalone_block_without_scale_uses_the_documented_default(tokenizer):
     model = tiny(tokenizer, {"attmim.guide_scale": None})
     block = _standalone(model)
     assert block.guide_scale() == DEFAULT_GUIDE_SCALE == pytest.approx(1 / 0.07)
@@ -134,6 +154,6 @@ def test_deep_copied_model_follows_its_own_learned_scale(tokenizer):
     model = tiny(tokenizer, {"attmim.guide_scale": None, "loss_weights.local": 0.0})
     clone = copy.deepcopy(model)
     with torch.no_grad():
-        clone.contrastive.logit_scale.fill_(1.0)
-    assert clone.attmim.guide_scale() == pytest.approx(float(torch.tensor(1.0).exp()))
-    assert model.attmim.guide_scale() != clone.attmim.guide_scale()
+        clone.objective.contrastive.logit_scale.fill_(1.0)
+    assert clone.objective.guide_scale() == pytest.approx(float(torch.tensor(1.0).exp()))
+    assert model.objective.guide_scale() != clone.objective.guide_scale()

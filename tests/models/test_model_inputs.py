@@ -122,8 +122,11 @@ def test_the_guidance_pass_runs_without_grad_and_its_scores_carry_none(tokenizer
     )
     batch = make_batch(tokenizer, [SampleKind.PAIRED] * 4, image_size=SIZE)
     calls = _visual_calls(model, batch)
-    scores = model.attmim.guidance_scores(
-        batch.images, torch.randn(4, 5, 64, requires_grad=True), torch.ones(4, 5)
+    scores = model.guidance_scores(
+        batch.images,
+        torch.randint(5, 100, (4, 5)),
+        torch.ones(4, 5, dtype=torch.int64),
+        torch.ones(4, 5),
     )
     assert not scores.requires_grad and scores.grad_fn is None
     # the visible-token encoding runs with grad; every all-patch (guidance) pass without,
