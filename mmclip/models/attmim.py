@@ -38,6 +38,7 @@ __all__ = [
     "PatchGrid",
     "dilate_scores",
     "scale_gradient",
+    "stem_cells",
     "target_dim",
     "tau_schedule",
     "text_guidance",
@@ -450,6 +451,65 @@ class MIMHead(nn.Module):
         weight = mask.float()
         return (per_patch * weight).sum() / weight.sum().clamp_min(1.0), pred
 
+    def masked_view(
+        self,
+        encoder: VisionTransformer,
+        images: Tensor,
+        scores: Tensor | None,
+        tau: float,
+        generator: torch.Generator | None = None,
+        cells: Tensor | None = None,
+        text_states: Tensor | None = None,
+        text_mask: Tensor | None = None,
+    ) -> MIMOutput:
+        """The whole masked-image step with ``encoder`` (passed in, not held).
+
+        Draw the mask from ``scores`` (None: uniform), encode the visible patches (a CNN
+        stem sees the hidden cells greyed), decode with the text, score the hidden patches.
+
+        Args:
+            encoder: the image tower.
+            images (Tensor[B, C, H, W]); scores (Tensor[B, P] | None); tau; generator: as
+                :meth:`choose_mask`.
+            cells (Tensor[B, P, C_s] | None): the stem's features of the whole images when
+                already computed (``stem`` target); None computes them.
+            text_states (Tensor[B, T, H] | None), text_mask (Tensor[B, T] bool | None): the
+                decoder's memory (None: image-only).
+
+        Returns:
+            :class:`MIMOutput`.
+        """
+        scores, keep_idx, mask_idx, mask = self.choose_mask(
+            scores, images.shape[0], images.device, tau, generator
+        )
+        encoded = encoder(images, keep_idx=keep_idx)
+        if cells is None and self.config.target == "stem":
+            cells = stem_cells(encoder, images)
+        loss, pred = self.reconstruct(
+            encoded.tokens, keep_idx, mask, self.target(images, cells), text_states, text_mask
+        )
+        return MIMOutput(
+            loss=loss,
+            pred=pred,
+            mask=mask,
+            scores=scores,
+            keep_idx=keep_idx,
+            mask_idx=mask_idx,
+            visible=encoded.tokens,
+            pooled=encoded.pooled,
+            tau=tau,
+        )
+
+
+def stem_cells(encoder: VisionTransformer, images: Tensor) -> Tensor:
+    """The frozen stem's per-cell features of the whole ``images`` (no grad):
+    Tensor[B, P, C_s], the ``stem`` target's input."""
+    stem = encoder.stem
+    if stem is None:
+        raise ValueError("the 'stem' target needs an encoder with a CNN stem")
+    with torch.no_grad():
+        return stem.cell_features(images)
+
 
 class AttMIM(MIMHead):
     """Attention-guided masked image modelling around its own :class:`VisionTransformer`.
@@ -522,10 +582,7 @@ class AttMIM(MIMHead):
     def target(self, images: Tensor, cells: Tensor | None = None) -> Tensor:
         """:meth:`MIMHead.target`; the ``stem`` target's cells are computed when not given."""
         if self.config.target == "stem" and cells is None:
-            stem = self.encoder.stem
-            assert stem is not None  # target_dim checked it at construction
-            with torch.no_grad():
-                cells = stem.cell_features(images)
+            cells = stem_cells(self.encoder, images)
         return super().target(images, cells)
 
     @staticmethod
@@ -597,29 +654,15 @@ class AttMIM(MIMHead):
             scores = self.guidance_scores(
                 images, text_states, text_weight, guide_states, guide_scale
             )
-        scores, keep_idx, mask_idx, mask = self.choose_mask(
-            scores, batch, images.device, tau_used, generator
-        )
-        encoded = self.encoder(images, keep_idx=keep_idx)
         if text_states is not None and text_mask is None:
             assert text_weight is not None
             text_mask = text_weight > 0
-        loss, pred = self.reconstruct(
-            encoded.tokens,
-            keep_idx,
-            mask,
-            self.target(images),
-            text_states,
-            None if text_mask is None else text_mask.bool(),
-        )
-        return MIMOutput(
-            loss=loss,
-            pred=pred,
-            mask=mask,
-            scores=scores,
-            keep_idx=keep_idx,
-            mask_idx=mask_idx,
-            visible=encoded.tokens,
-            pooled=encoded.pooled,
-            tau=tau_used,
+        return self.masked_view(
+            self.encoder,
+            images,
+            scores,
+            tau_used,
+            generator,
+            text_states=text_states,
+            text_mask=None if text_mask is None else text_mask.bool(),
         )

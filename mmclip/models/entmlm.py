@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ops import entity_span_mask
+from ..ops import EntitySpanMask
 from .config import EntMLMConfig
 from .fusion import TransformerBlock, init_weights
 from .text import TextEncoder
@@ -93,6 +93,14 @@ class MLMHead(nn.Module):
         self.config = config
         self.vocab_size = int(vocab_size)
         self.mask_token_id = int(mask_token_id)
+        self.masker = EntitySpanMask(
+            self.mask_token_id,
+            self.vocab_size,
+            config.entity_prob,
+            config.target_ratio,
+            config.min_ratio,
+            config.max_ratio,
+        )
         heads = config.decoder_heads
         if hidden % heads:
             raise ValueError(f"decoder_heads={heads} does not divide the text width {hidden}")
@@ -128,7 +136,7 @@ class MLMHead(nn.Module):
         spans: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """Apply :func:`mmclip.ops.entity_span_mask` with this head's settings.
+        """Apply :class:`mmclip.ops.EntitySpanMask` (the op with this head's settings).
 
         Missing ``special_tokens_mask`` follows :func:`default_special_tokens_mask`;
         missing spans mean no entity (random token masking only).
@@ -143,20 +151,8 @@ class MLMHead(nn.Module):
         if span_offsets is None or spans is None:
             span_offsets = torch.zeros(batch + 1, dtype=torch.int64, device=device)
             spans = torch.zeros(0, 2, dtype=torch.int64, device=device)
-        c = self.config
-        return entity_span_mask(
-            input_ids,
-            attention_mask,
-            special_tokens_mask,
-            span_offsets,
-            spans,
-            entity_prob=c.entity_prob,
-            target_ratio=c.target_ratio,
-            min_ratio=c.min_ratio,
-            max_ratio=c.max_ratio,
-            mask_token_id=self.mask_token_id,
-            vocab_size=self.vocab_size,
-            generator=generator,
+        return self.masker(
+            input_ids, attention_mask, special_tokens_mask, span_offsets, spans, generator
         )
 
     def head(self, states: Tensor, word_embeddings: Tensor | None = None) -> Tensor:

@@ -255,52 +255,17 @@ class PretrainingObjective(nn.Module):
                 scores = text_guidance(text_keys, patch_keys, weight, self.guide_scale())
         if want_mim:
             assert views.text_states is not None
-            views.mim = self._masked_view(
-                model, images, scores, tau, generator, cells, views.text_states, text
+            views.mim = self.attmim.masked_view(
+                model.visual,
+                images,
+                scores,
+                tau,
+                generator,
+                cells,
+                views.text_states,
+                text.attention_mask.bool(),
             )
         return views
-
-    def _masked_view(
-        self,
-        model: MMCLIPModel,
-        images: Tensor,
-        scores: Tensor | None,
-        tau: float,
-        generator: torch.Generator | None,
-        cells: Tensor | None = None,
-        text_states: Tensor | None = None,
-        text: TextRows | None = None,
-    ) -> MIMOutput:
-        """AttMIM on ``images``: draw the mask from ``scores`` (None: uniform), encode the
-        visible patches (hidden cells greyed before any stem), decode with the text."""
-        head = self.attmim
-        scores, keep_idx, mask_idx, mask = head.choose_mask(
-            scores, images.shape[0], images.device, tau, generator
-        )
-        encoded = model.visual(images, keep_idx=keep_idx)
-        if cells is None and head.config.target == "stem":
-            assert model.visual.stem is not None
-            with torch.no_grad():
-                cells = model.visual.stem.cell_features(images)
-        loss, pred = head.reconstruct(
-            encoded.tokens,
-            keep_idx,
-            mask,
-            head.target(images, cells),
-            text_states,
-            None if text is None else text.attention_mask.bool(),
-        )
-        return MIMOutput(
-            loss=loss,
-            pred=pred,
-            mask=mask,
-            scores=scores,
-            keep_idx=keep_idx,
-            mask_idx=mask_idx,
-            visible=encoded.tokens,
-            pooled=encoded.pooled,
-            tau=tau if text is not None else math.inf,
-        )
 
     def _contrastive_terms(
         self, model: MMCLIPModel, groups: RowGroups, views: _PairViews, out: MMCLIPOutput
@@ -352,7 +317,9 @@ class PretrainingObjective(nn.Module):
         if views.mim is not None:
             parts.append((views.mim.loss, float(views.mim.mask.sum())))
         if groups.image_only is not None:
-            alone = self._masked_view(model, groups.image_only, None, math.inf, generator)
+            alone = self.attmim.masked_view(
+                model.visual, groups.image_only, None, math.inf, generator
+            )
             parts.append((alone.loss, float(alone.mask.sum())))
         return _weighted_mean(parts)
 
