@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 
 from ..io import fsync_dir
+from .pretrained import CONFIG_NAME, WEIGHTS_NAME
 
 __all__ = [
     "HOME_ENV",
@@ -45,8 +46,6 @@ logger = logging.getLogger(__name__)
 HOME_ENV = "MMCLIP_HOME"
 """The environment variable of the local model directory (default ``~/.cache/mmclip``)."""
 
-_CONFIG = "config.json"
-_WEIGHTS = "model.safetensors"
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
@@ -92,7 +91,7 @@ def pretrained_dir(name: str, tag: str) -> Path:
 
 
 def _is_model_dir(path: Path) -> bool:
-    return (path / _CONFIG).is_file() and (path / _WEIGHTS).is_file()
+    return (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file()
 
 
 def is_registered(name: str, tag: str) -> bool:
@@ -150,7 +149,7 @@ def register_pretrained(model_dir: str | Path, name: str, tag: str) -> Path:
     source = Path(model_dir)
     if not _is_model_dir(source):
         raise FileNotFoundError(
-            f"{source} is not a saved model (it needs {_CONFIG} and {_WEIGHTS})"
+            f"{source} is not a saved model (it needs {CONFIG_NAME} and {WEIGHTS_NAME})"
         )
     target = pretrained_dir(name, tag)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -221,7 +220,7 @@ def resolve_model_dir(spec: str | Path) -> Path:
     """
     path = Path(spec)
     if path.is_dir():
-        if (path / "model").is_dir() and not (path / _CONFIG).is_file():
+        if (path / "model").is_dir() and not (path / CONFIG_NAME).is_file():
             return path / "model"  # a run directory
         return path
     text = str(spec)
