@@ -97,17 +97,18 @@ def known_findings() -> list[str]:
 
 
 def canonical_finding(name: str) -> str:
-    """The known finding ``name`` spells, case and spacing aside (``"pleural effusion"`` →
-    ``"Pleural Effusion"``).
+    """The known finding ``name`` spells, case, spacing, ``_`` and ``-`` aside
+    (:func:`mmclip.findings.finding_key`: ``"pleural effusion"`` → ``"Pleural Effusion"``).
 
     Raises:
         ValueError: no prompts for it; the message lists the known findings and ``prompts=``.
     """
+    from mmclip.findings import match_finding
+
     known = known_findings()
-    key = " ".join(name.lower().replace("_", " ").split())
-    for finding in known:
-        if finding.lower() == key:
-            return finding
+    found = match_finding(name, known)
+    if found is not None:
+        return found
     raise ValueError(
         f"no zero-shot prompts for finding {name!r}; known: {', '.join(known)}. For anything "
         "else give your own texts (prompts=[...] in Python, --prompts on the command line)"

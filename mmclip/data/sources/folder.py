@@ -31,7 +31,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mmclip.data.records import DataError, XrayRecord, normalize_split, patient_split
-from mmclip.findings import CHESTXRAY14_FINDINGS, CHEXPERT_FINDINGS, NO_FINDING
+from mmclip.findings import (
+    CHESTXRAY14_FINDINGS,
+    CHEXPERT_FINDINGS,
+    NO_FINDING,
+    finding_key,
+    match_finding,
+)
 
 __all__ = [
     "KERMANY_CLASS_LABELS",
@@ -45,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 _SPLIT_NAMES = ("train", "val", "valid", "test")
-_NORMAL_NAMES = ("normal", "no finding", "nofinding", "healthy")
+_NORMAL_NAMES = ("normal", "no finding", "nofinding", "healthy")  # finding_key forms
 
 KERMANY_CLASS_LABELS: dict[str, dict[str, int]] = {
     "NORMAL": {"No Finding": 1, "Pneumonia": 0},
@@ -72,13 +78,10 @@ def class_finding(folder: str) -> str:
     ``No Finding``, ``pleural_effusion`` → ``Pleural Effusion``; other names unchanged."""
     from mmclip.text.prompts import FINDING_PHRASES
 
-    key = " ".join(folder.replace("_", " ").replace("-", " ").split()).lower()
-    if key in _NORMAL_NAMES:
+    if finding_key(folder) in _NORMAL_NAMES:
         return NO_FINDING
-    for finding in (*CHEXPERT_FINDINGS, *CHESTXRAY14_FINDINGS, *FINDING_PHRASES):
-        if " ".join(finding.replace("_", " ").replace("-", " ").split()).lower() == key:
-            return finding
-    return folder
+    known = (*CHEXPERT_FINDINGS, *CHESTXRAY14_FINDINGS, *FINDING_PHRASES)
+    return match_finding(folder, known) or folder
 
 
 def _exclusive_labels(classes: Sequence[str]) -> dict[str, dict[str, int]]:

@@ -49,7 +49,7 @@ from mmclip.data.records import (
     resolve_under_root,
     text_errors,
 )
-from mmclip.findings import CHESTXRAY14_FINDINGS
+from mmclip.findings import CHESTXRAY14_FINDINGS, match_finding
 
 __all__ = ["PATH_FIELDS", "load_manifest", "write_manifest"]
 
@@ -151,10 +151,11 @@ def _jsonl_rows(path: Path, label_columns: Sequence[str]) -> Iterator[tuple[int,
 
 
 def _is_finding_name(name: str) -> bool:
+    """Whether a column name spells a finding (:func:`mmclip.findings.match_finding`)."""
     from mmclip.text.prompts import FINDING_PHRASES
 
-    known = {f.lower() for f in (*CHEXPERT_FINDINGS, *CHESTXRAY14_FINDINGS, *FINDING_PHRASES)}
-    return name.strip().lower().replace("_", " ") in known | {k.replace("_", " ") for k in known}
+    known = (*CHEXPERT_FINDINGS, *CHESTXRAY14_FINDINGS, *FINDING_PHRASES)
+    return match_finding(name, known) is not None
 
 
 def _label_like(values: Iterable[Any]) -> bool:
