@@ -57,11 +57,12 @@ def cross_modal_attention_score(q: Tensor, k: Tensor, weight: Tensor, scale: flo
     batch, num_patches = k.shape[0], k.shape[1]
     if num_patches == 0:
         return torch.empty(batch, 0, dtype=torch.float32, device=k.device)
-    logits = torch.bmm(q.float(), k.float().transpose(1, 2)) * scale  # [B, T, P]
-    attention = logits.softmax(dim=-1)
-    w = normalized_weights(weight)  # [B, T], row maxima 1
-    total = w.sum(dim=1, keepdim=True)  # [B, 1], in [1, T] or 0
-    scores = torch.bmm(w.unsqueeze(1), attention).squeeze(1) / total.clamp_min(1e-30)
+    with torch.autocast(k.device.type, enabled=False):  # float32 sums, as the kernels'
+        logits = torch.bmm(q.float(), k.float().transpose(1, 2)) * scale  # [B, T, P]
+        attention = logits.softmax(dim=-1)
+        w = normalized_weights(weight)  # [B, T], row maxima 1
+        total = w.sum(dim=1, keepdim=True)  # [B, 1], in [1, T] or 0
+        scores = torch.bmm(w.unsqueeze(1), attention).squeeze(1) / total.clamp_min(1e-30)
     uniform = torch.full_like(scores, 1.0 / num_patches)
     return torch.where(total > 0, scores, uniform)
 

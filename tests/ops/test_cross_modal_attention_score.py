@@ -170,3 +170,18 @@ def test_nan_poisoned_padding_is_not_read():
         torch.testing.assert_close(out, clean)
     else:  # the reference reads every token: NaN padding propagates there by design
         assert bool(out.isnan().any())
+
+
+@pytest.mark.parametrize("use_reference", [False, True])
+def test_an_enclosing_autocast_region_changes_nothing(device, use_reference):
+    """bf16 autocast (as a training step under ``precision: bf16``) must not re-cast the
+    op's float32 sums: before, the C++ CPU kernel failed there (addmv of bf16 and float)."""
+    if not use_reference and not ops.has_ops():
+        pytest.skip("compiled mmclip._C not built")
+    q, k, w = make_inputs(3, 6, 11, 16, torch.bfloat16, device, zero_rows=(1,))
+    with ops.use_reference(use_reference):
+        plain = ops.cross_modal_attention_score(q, k, w, 3.0)
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16):
+            autocast = ops.cross_modal_attention_score(q, k, w, 3.0)
+    assert autocast.dtype == torch.float32
+    torch.testing.assert_close(autocast, plain, rtol=0, atol=SCORE_ATOL[torch.bfloat16])

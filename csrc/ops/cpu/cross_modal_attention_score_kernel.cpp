@@ -7,6 +7,7 @@
 // overflow the float32 sums.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/library.h>
 
 #include <cmath>
@@ -21,6 +22,9 @@ namespace {
 at::Tensor cross_modal_attention_score_cpu(const at::Tensor& q, const at::Tensor& k,
                                            const at::Tensor& weight, double scale) {
   check_cross_modal_attention_score_inputs(q, k, weight);
+  // The float32 products below must not be re-cast by an enclosing autocast region (the
+  // worker threads of parallel_for inherit this guard with the caller's dispatch state).
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   const int64_t batch = q.size(0), tokens = q.size(1), patches = k.size(1);
   auto out = at::empty({batch, patches}, q.options().dtype(at::kFloat));
   if (batch == 0 || patches == 0) return out;
