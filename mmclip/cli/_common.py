@@ -89,7 +89,8 @@ def _load_model(path: str, device: str = "auto") -> Any:
 
 def refuse_image_as_root(root: str | None) -> None:
     """``--root`` naming one image file (a user's X-ray): one error pointing to ``--images``."""
-    from mmclip.models.preprocess import DICOM_SUFFIXES, is_dicom_file
+    from mmclip.data.records import DICOM_SUFFIXES, IMAGE_SUFFIXES
+    from mmclip.models.preprocess import is_dicom_file
 
     if not root or not Path(root).is_file():
         return
@@ -100,10 +101,6 @@ def refuse_image_as_root(root: str | None) -> None:
             f"`mmclip zeroshot --model M --images {root} --findings …` (or --prompts), "
             f"`mmclip encode --model M --images {root} --out emb.npy`"
         )
-
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
-"""Suffixes of single image files (DICOM: :data:`mmclip.models.preprocess.DICOM_SUFFIXES`)."""
 
 
 def _records(source: str, root: str, split: str, options: dict[str, Any] | None = None) -> list:

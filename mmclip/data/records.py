@@ -27,6 +27,8 @@ from mmclip.findings import CHEXPERT_FINDINGS, NO_FINDING
 
 __all__ = [
     "CHEXPERT_FINDINGS",
+    "DICOM_SUFFIXES",
+    "IMAGE_SUFFIXES",
     "NO_FINDING",
     "DataError",
     "ErrorPolicy",
@@ -48,6 +50,16 @@ logger = logging.getLogger(__name__)
 
 Split = Literal["train", "val", "test"]
 ErrorPolicy = Literal["raise", "skip"]
+
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+"""Suffixes (lower case) of the raster image files mmclip reads: the images of a folder
+dataset, what a manifest column of image paths looks like, what ``--root`` refuses as one
+image. Both decoders read them (Pillow; DALI, which reads no GIF). DICOM files:
+:data:`DICOM_SUFFIXES`."""
+
+DICOM_SUFFIXES: tuple[str, ...] = (".dcm", ".dicom", ".dic")
+"""Suffixes (lower case) of DICOM files (a file with the ``DICM`` magic at byte 128 is one,
+too: :func:`mmclip.models.preprocess.is_dicom_file`)."""
 
 
 _SPLIT_ALIASES = {

@@ -289,6 +289,19 @@ def test_image_folder_reads_finding_folders_and_a_split_folder_root(tmp_path: Pa
         load_image_folder(tmp_path / "chest/test")
 
 
+def test_image_folder_reads_every_image_suffix_and_skips_other_files(tmp_path: Path) -> None:
+    from mmclip.data.records import DICOM_SUFFIXES, IMAGE_SUFFIXES
+    from mmclip.models.preprocess import DICOM_SUFFIXES as PREPROCESS_DICOM_SUFFIXES
+
+    for i, suffix in enumerate(IMAGE_SUFFIXES):
+        _img(tmp_path / f"f/cat/a{i}{suffix.upper() if i % 2 else suffix}")
+    (tmp_path / "f/cat/notes.txt").write_text("not an image", encoding="utf-8")
+    (tmp_path / "f/cat/a.gif").write_bytes(b"GIF89a")  # no GIF: DALI does not decode it
+    records = load_image_folder(tmp_path / "f")
+    assert len(records) == len(IMAGE_SUFFIXES)
+    assert PREPROCESS_DICOM_SUFFIXES == DICOM_SUFFIXES  # one DICOM list for data and models
+
+
 def test_manifest_csv_and_jsonl(tmp_path: Path) -> None:
     _img(tmp_path / "img/a.png")
     _csv(tmp_path / "m.csv", ["image", "report", "labels", "patient_id", "split", "Edema"], [

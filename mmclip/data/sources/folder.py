@@ -30,7 +30,13 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from mmclip.data.records import DataError, XrayRecord, normalize_split, patient_split
+from mmclip.data.records import (
+    IMAGE_SUFFIXES,
+    DataError,
+    XrayRecord,
+    normalize_split,
+    patient_split,
+)
 from mmclip.findings import (
     CHESTXRAY14_FINDINGS,
     CHEXPERT_FINDINGS,
@@ -49,7 +55,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 _SPLIT_NAMES = ("train", "val", "valid", "test")
 _NORMAL_NAMES = ("normal", "no finding", "nofinding", "healthy")  # finding_key forms
 
@@ -122,7 +127,7 @@ def load_image_folder(
                 raise DataError(f"{class_dir}: unknown class folder (known: {list(class_labels)})")
             labels = dict(class_labels[class_dir.name])
             for path in sorted(class_dir.iterdir()):
-                if path.suffix.lower() not in IMAGE_EXTENSIONS:
+                if path.suffix.lower() not in IMAGE_SUFFIXES:
                     continue
                 patient = path.stem
                 if pattern is not None:

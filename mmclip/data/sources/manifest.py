@@ -36,6 +36,8 @@ from typing import Any
 
 from mmclip.data.records import (
     CHEXPERT_FINDINGS,
+    DICOM_SUFFIXES,
+    IMAGE_SUFFIXES,
     DataError,
     ErrorPolicy,
     SkipCounter,
@@ -67,13 +69,14 @@ _IMAGE_NAMES = {
     "dicom", "dicom_path", "png", "jpg", "jpeg", "xray", "x-ray",
 }  # fmt: skip
 _REPORT_NAMES = {"text", "texts", "report_text", "reports", "caption", "captions", "impression"}
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".bmp", ".tif", ".tiff")
 _LABEL_VALUES = {"0", "1", "-1", "0.0", "1.0", "-1.0"}
 _WARNED: set[tuple[str, tuple[str, ...]]] = set()
 
 
 def _looks_like_image(value: Any) -> bool:
-    return isinstance(value, str) and value.strip().lower().endswith(_IMAGE_SUFFIXES)
+    return isinstance(value, str) and value.strip().lower().endswith(
+        IMAGE_SUFFIXES + DICOM_SUFFIXES
+    )
 
 
 def _check_fields(path: Path, fields: Sequence[str], first: Mapping[str, Any] | None) -> None:
