@@ -27,6 +27,7 @@ __all__ = [
     "GuidedMasks",
     "LesionOverlap",
     "guidance_maps",
+    "guidance_maps_for_texts",
     "guided_masks",
     "lesion_overlap",
     "lesion_patches",
@@ -72,11 +73,31 @@ def guidance_maps(model: Any, images: Tensor, texts: Sequence[str], batch_size: 
     Returns:
         Tensor[B, P] float32 on the CPU, rows summing to 1.
     """
+    return guidance_maps_for_texts(model, images, [texts], batch_size)[0]
+
+
+@torch.no_grad()
+def guidance_maps_for_texts(
+    model: Any, images: Tensor, text_sets: Sequence[Sequence[str]], batch_size: int = 32
+) -> list[Tensor]:
+    """:func:`guidance_maps` of the same images with several sets of texts (e.g. each
+    image's own report and a wrong one), running the image tower once per image.
+
+    Args:
+        model: an :class:`~mmclip.models.MMCLIPModel` with a tokenizer.
+        images (Tensor[B, C, S, S]): evaluation-transformed images.
+        text_sets: sets of B texts each.
+        batch_size: images per forward pass.
+
+    Returns:
+        One Tensor[B, P] float32 on the CPU per set, rows summing to 1.
+    """
     from mmclip.data import RadiologyTextEncoder
     from mmclip.models import guidance_token_weights
 
-    if images.shape[0] != len(texts):
-        raise ValueError(f"{images.shape[0]} images but {len(texts)} texts")
+    for texts in text_sets:
+        if images.shape[0] != len(texts):
+            raise ValueError(f"{images.shape[0]} images but {len(texts)} texts")
     model.eval()
     device = next(model.parameters()).device
     cfg = model.config
@@ -85,24 +106,26 @@ def guidance_maps(model: Any, images: Tensor, texts: Sequence[str], batch_size: 
     def on_device(t: Tensor | None) -> Tensor | None:
         return None if t is None else t.to(device)
 
-    parts = []
-    for start in range(0, len(texts), max(1, batch_size)):
-        tok = encoder(list(texts[start : start + batch_size]))
-        ids, attn = tok.input_ids.to(device), tok.attention_mask.to(device)
-        weight = guidance_token_weights(
-            cfg.attmim,
-            attn,
-            tok.special_tokens_mask.to(device),
-            tok.span_offsets.to(device),
-            tok.spans.to(device),
-            on_device(tok.focus_offsets),
-            on_device(tok.focus_spans),
-        )
+    parts: list[list[Tensor]] = [[] for _ in text_sets]
+    for start in range(0, images.shape[0], max(1, batch_size)):
         chunk = images[start : start + batch_size].to(device)
-        parts.append(model.guidance_scores(chunk, ids, attn, weight).float().cpu())
-    if not parts:
-        return torch.zeros(0, model.visual.grid_size**2)
-    return torch.cat(parts)
+        patch_states = model.guidance_patch_states(chunk)
+        for texts, out in zip(text_sets, parts, strict=True):
+            tok = encoder(list(texts[start : start + batch_size]))
+            ids, attn = tok.input_ids.to(device), tok.attention_mask.to(device)
+            weight = guidance_token_weights(
+                cfg.attmim,
+                attn,
+                tok.special_tokens_mask.to(device),
+                tok.span_offsets.to(device),
+                tok.spans.to(device),
+                on_device(tok.focus_offsets),
+                on_device(tok.focus_spans),
+            )
+            scores = model.guidance_scores(chunk, ids, attn, weight, patch_states=patch_states)
+            out.append(scores.float().cpu())
+    empty = torch.zeros(0, model.visual.grid_size**2)
+    return [torch.cat(out) if out else empty for out in parts]
 
 
 @torch.no_grad()

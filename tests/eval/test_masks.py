@@ -131,3 +131,23 @@ def test_lesion_patches_thresholds_the_lesion_share_of_each_patch() -> None:
         [T, F, F, F],
         [F, F, F, F],
     ]
+
+
+def test_several_text_sets_share_one_image_pass_and_match_one_set_at_a_time() -> None:
+    from mmclip.eval.masks import guidance_maps, guidance_maps_for_texts
+    from tests.models.helpers import make_tokenizer, report, tiny_model
+
+    model = tiny_model(make_tokenizer()).eval()
+    images = torch.randn(5, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    own = [report(i % 5, i % 2) for i in range(5)]
+    wrong = [report((i + 2) % 5, (i + 1) % 2) for i in range(5)]
+    calls = []
+    handle = model.visual.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+    both = guidance_maps_for_texts(model, images, [own, wrong], batch_size=3)
+    handle.remove()
+    assert calls == [3, 2]  # one image pass per chunk, whatever the number of text sets
+    torch.testing.assert_close(both[0], guidance_maps(model, images, own, batch_size=3))
+    torch.testing.assert_close(both[1], guidance_maps(model, images, wrong, batch_size=3))
+    assert not torch.allclose(both[0], both[1])
+    with pytest.raises(ValueError, match="5 images but 4 texts"):
+        guidance_maps_for_texts(model, images, [own, wrong[:4]])
