@@ -10,6 +10,7 @@ from typing import Any
 from ._common import (
     CLIError,
     _common,
+    _data_root_arg,
     _Formatter,
     _load_model,
     _overwrite_arg,
@@ -30,12 +31,11 @@ def cmd_localize(args: argparse.Namespace) -> int:
     from mmclip.eval.localization import evaluate_localization
     from mmclip.eval.report import write_json
     from mmclip.io import atomic_write_text
+    from mmclip.train.data import resolve_data_path
 
     out = Path(args.out)
     refuse_overwrite([out / name for name in OUTPUT_FILES], args.overwrite)
-    root = Path(args.root)
-    if not root.exists():
-        raise CLIError(f"JSRT folder {str(root.resolve())!r} does not exist")
+    root = resolve_data_path(args.root)  # relative: under $MMCLIP_DATA / --data-root, then here
     _set_threads(args.threads)
     records = load_jsrt(root, test_fraction=args.test_fraction, seed=args.split_seed)
     evaluated = [r for r in records if args.split == "all" or r.split == args.split]
@@ -102,6 +102,7 @@ def add_parser(sub: Any) -> None:
     _common(p)
     p.add_argument("--model", required=True, help="a saved model directory (or a run directory)")
     p.add_argument("--root", required=True, help="the JSRT folder (nodules.csv, images/)")
+    _data_root_arg(p)
     p.add_argument(
         "--split", default="test", choices=("train", "test", "all"), help="images to evaluate"
     )

@@ -760,6 +760,31 @@ def test_data_root_flag_and_env_resolve_relative_roots(
     assert code == 0, err
 
 
+def test_localize_resolves_a_relative_root_like_the_other_commands(
+    capsys, tmp_path, run_dir, monkeypatch
+) -> None:
+    from tests.eval.test_localization import _write_jsrt
+
+    monkeypatch.setenv("MMCLIP_DATA", "")  # restored after the test: --data-root sets it
+    jsrt = _write_jsrt(tmp_path / "datasets" / "jsrt", n_nodule=4, n_normal=2, size=64)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    argv = ["localize", "--model", str(run_dir), "--root", "jsrt", "--split", "all"]
+    argv += ["--draws", "2", "--bootstrap", "2", "--limit", "2", "--device", "cpu"]
+    argv += ["--backend", "pil"]
+    code, _, err = run_cli(capsys, *argv, "--out", "a")
+    line = assert_one_line_error(code, err, "dataset path 'jsrt' does not exist")
+    assert str(tmp_path / "work" / "jsrt") in line and "--data-root" in line
+    code, _, err = run_cli(capsys, *argv, "--out", "a", "--data-root", str(jsrt.parent))
+    assert code == 0, err
+    setup = json.loads(Path("a/localization.json").read_text(encoding="utf-8"))["setup"]
+    assert setup["data_root"] == str(jsrt.resolve())
+    code, _, err = run_cli(capsys, *argv, "--out", "b")  # MMCLIP_DATA alone (set above)
+    assert code == 0, err
+    code, _, err = run_cli(capsys, *argv[:4], str(jsrt), *argv[5:], "--out", "c")  # absolute
+    assert code == 0, err
+
+
 def test_pretrain_reports_the_resolved_path_of_a_missing_dataset(
     capsys, tmp_path, monkeypatch
 ) -> None:
