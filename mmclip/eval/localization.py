@@ -63,6 +63,7 @@ __all__ = [
     "evaluate_localization",
     "image_intensity",
     "localization_table",
+    "measure_with_baselines",
     "nodule_patches",
     "patch_means",
     "wrong_side_texts",
@@ -441,6 +442,75 @@ def compare_maps(
     )
 
 
+def measure_with_baselines(
+    model: Any,
+    images: Tensor,
+    model_map: Tensor,
+    lesions: Tensor,
+    *,
+    tau: float,
+    mean_image: Tensor | None = None,
+    location_prior: Tensor | None = None,
+    wrong_texts: Sequence[str] | None = None,
+    baselines: Sequence[str] = LOCALIZATION_BASELINES,
+    notes: Mapping[str, str] | None = None,
+    n_draws: int = 100,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    batch_size: int = 32,
+) -> LocalizationResult:
+    """The model's guidance beside the baselines, all measured the same way: the one assembly
+    of the baseline rows, for :func:`evaluate_localization` (JSRT nodules) and the evaluation
+    suite's lesion section (synthetic lesion masks).
+
+    The rows: ``model`` (``model_map``), then in :data:`LOCALIZATION_BASELINES` order those of
+    ``baselines`` that have their inputs — ``uniform`` and ``brightest`` always,
+    ``image-minus-mean`` with ``mean_image``, ``location-prior`` with ``location_prior``
+    (:func:`baseline_maps` of the images' intensities), and ``wrong-text``, the model's
+    guidance with ``wrong_texts`` (given). Masks are drawn with the model's
+    ``attmim.mask_ratio`` / ``mask_dilation`` and ``tau``.
+
+    Args:
+        model: an :class:`~mmclip.models.MMCLIPModel` with a tokenizer.
+        images (Tensor[B, C, S, S]): evaluation-transformed images.
+        model_map (Tensor[B, P]): the model's guidance with the right texts.
+        lesions (Tensor[B, P] bool): lesion patches on the model's patch grid.
+        tau: masking temperature.
+        mean_image (Tensor[S, S] | None): the mean training image, intensities in [0, 1].
+        location_prior (Tensor[P] | None): per patch, the share of training lesion images
+            where it is a lesion patch.
+        wrong_texts: B wrong texts, one per image (None: no ``wrong-text`` row).
+        baselines: the baselines wanted (a subset of :data:`LOCALIZATION_BASELINES`).
+        notes: method → description for the table (defaults: :data:`BASELINE_DESCRIPTIONS`).
+        n_draws, n_resamples, seed: as :func:`compare_maps`.
+        batch_size: pairs per forward pass of the wrong-text guidance.
+
+    Returns:
+        :class:`LocalizationResult` with ``model`` as the reference row.
+    """
+    cfg = model.config
+    grid = int(model.visual.grid_size)
+    maps: dict[str, Tensor] = {"model": model_map}
+    intensity = image_intensity(images, cfg.vision.image_mean, cfg.vision.image_std)
+    for name, value in baseline_maps(intensity, grid, mean_image, location_prior).items():
+        if name in baselines:
+            maps[name] = value
+    if wrong_texts is not None and "wrong-text" in baselines:
+        maps["wrong-text"] = guidance_maps(model, images, list(wrong_texts), batch_size)
+    return compare_maps(
+        {k: maps[k] for k in ["model", *[b for b in LOCALIZATION_BASELINES if b in maps]]},
+        lesions,
+        mask_ratio=cfg.attmim.mask_ratio,
+        tau=tau,
+        grid=grid,
+        mask_dilation=cfg.attmim.mask_dilation,
+        n_draws=n_draws,
+        n_resamples=n_resamples,
+        seed=seed,
+        notes=notes,
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # the table
 # --------------------------------------------------------------------------------------------
@@ -647,7 +717,7 @@ def evaluate_localization(
     logger.info("localisation: %d nodule images, %d×%d patches", len(nodules), grid, grid)
     lesions = _geometry(nodules, grid)
     images = load_images(model, nodules, backend=backend)
-    maps: dict[str, Tensor] = {"model": guidance_maps(model, images, texts, batch_size)}
+    model_map = guidance_maps(model, images, texts, batch_size)
     notes: dict[str, str] = {
         "model": "the model's text → patch guidance with "
         + (f"the prompt {prompt!r}" if prompt is not None else "each image's finding text")
@@ -674,10 +744,6 @@ def evaluate_localization(
             f"per patch, the share of the {len(train_nodules)} training nodule images whose "
             "disc overlaps it"
         )
-    intensity = image_intensity(images, cfg.vision.image_mean, cfg.vision.image_std)
-    for name, value in baseline_maps(intensity, grid, mean_image, prior).items():
-        if name in baselines:
-            maps[name] = value
     wrong: list[str] | None = None
     if "wrong-text" in baselines:
         if wrong_text == "normal":
@@ -689,18 +755,21 @@ def evaluate_localization(
                 "the model's guidance with the finding text of another nodule image on the "
                 "other side (same lobe when there is one)"
             )
-        maps["wrong-text"] = guidance_maps(model, images, wrong, batch_size)
-    result = compare_maps(
-        {k: maps[k] for k in ["model", *[b for b in LOCALIZATION_BASELINES if b in maps]]},
+    result = measure_with_baselines(
+        model,
+        images,
+        model_map,
         lesions,
-        mask_ratio=cfg.attmim.mask_ratio,
         tau=tau,
-        grid=grid,
-        mask_dilation=cfg.attmim.mask_dilation,
+        mean_image=mean_image,
+        location_prior=prior,
+        wrong_texts=wrong,
+        baselines=baselines,
+        notes=notes,
         n_draws=n_draws,
         n_resamples=n_resamples,
         seed=seed,
-        notes=notes,
+        batch_size=batch_size,
     )
     result.setup.update(
         n_nodule_images=len(nodules),

@@ -17,7 +17,7 @@ from mmclip.data.records import NO_FINDING
 
 from .embed import encode_records, label_matrix, load_images
 from .finetune import FinetuneConfig, finetune
-from .masks import guidance_maps, guided_masks, lesion_overlap, lesion_patches, load_lesion_masks
+from .masks import guided_masks, lesion_overlap, lesion_patches, load_lesion_masks
 from .plots import plot_attmim_masks, plot_roc_curves
 from .probe import DEFAULT_FRACTIONS, DEFAULT_SEEDS, FewLabelResult, linear_probe
 from .report import (
@@ -176,37 +176,36 @@ def _baseline_lesion_section(
     """The guidance's lesion measures beside the text-free baselines (uniform,
     image-minus-mean, brightest, location-prior) and the model with a wrong report (another
     image's: ``texts`` rotated by half their number), all measured the same way."""
-    from .localization import baseline_maps, compare_maps, image_intensity
+    from .localization import measure_with_baselines
 
-    cfg = model.config
     grid = int(model.visual.grid_size)
     mean_image, prior, notes = _training_statistics(
         model, train, grid, images.shape[-1], options.backend
     )
-    intensity = image_intensity(images, cfg.vision.image_mean, cfg.vision.image_std)
-    maps = {"model": scores, **baseline_maps(intensity, grid, mean_image, prior)}
     notes["model"] = "the model's text → patch guidance with each image's report"
+    wrong: list[str] | None = None
     if len(texts) > 1:
         shift = len(texts) // 2
         wrong = [texts[(i + shift) % len(texts)] for i in range(len(texts))]
-        maps["wrong-text"] = guidance_maps(model, images, wrong)
         notes["wrong-text"] = (
             f"the model's guidance with another test image's report (the list rotated by {shift})"
         )
-    result = compare_maps(
-        maps,
+    result = measure_with_baselines(
+        model,
+        images,
+        scores,
         lesions,
-        mask_ratio=cfg.attmim.mask_ratio,
         tau=tau,
-        grid=grid,
-        mask_dilation=cfg.attmim.mask_dilation,
+        mean_image=mean_image,
+        location_prior=prior,
+        wrong_texts=wrong,
+        notes=notes,
         n_draws=LOCALIZATION_DRAWS,
         n_resamples=options.n_resamples,
         seed=options.seed,
-        notes=notes,
     )
     results["attmim_localization_baselines"] = result.to_dict()
-    missing = [b for b in ("image-minus-mean", "location-prior") if b not in maps]
+    missing = [b for b in ("image-minus-mean", "location-prior") if b not in result.methods]
     sections["AttMIM guidance vs text-free baselines"] = (
         "The same measures for maps that read no text (`mmclip.eval.localization`); every "
         "row's lesion-hit is the mean over "

@@ -345,6 +345,38 @@ def test_evaluate_localization_with_a_tiny_model(jsrt_root: Path, model_dir: Pat
         evaluate_localization(model, normals, train)
 
 
+def test_one_assembly_of_the_baseline_rows(jsrt_root: Path, model_dir: Path) -> None:
+    """measure_with_baselines: the rows evaluate_localization and the suite both report."""
+    from mmclip.data.sources.jsrt import load_jsrt
+    from mmclip.eval.localization import _geometry, measure_with_baselines
+    from mmclip.eval.masks import guidance_maps
+    from mmclip.models import MMCLIPModel
+
+    model = MMCLIPModel.from_pretrained(model_dir)
+    nodules = [r for r in load_jsrt(jsrt_root, split="all") if r.meta["nodule"]][:4]
+    images = mmclip.eval.load_images(model, nodules, backend="pil")
+    texts = [r.meta["finding_text"] for r in nodules]
+    grid = int(model.visual.grid_size)
+    lesions = _geometry(nodules, grid)
+    own = guidance_maps(model, images, texts)
+    kwargs = {"tau": 0.5, "n_draws": 3, "n_resamples": 0}
+    plain = measure_with_baselines(model, images, own, lesions, **kwargs)
+    assert list(plain.methods) == ["model", "uniform", "brightest"]  # no inputs for the rest
+    full = measure_with_baselines(
+        model, images, own, lesions, mean_image=images.new_zeros(images.shape[-2:]),
+        location_prior=lesions.double().mean(dim=0).float(), wrong_texts=texts[::-1],
+        **kwargs,
+    )  # fmt: skip
+    assert list(full.methods) == ["model", *LOCALIZATION_BASELINES]
+    some = measure_with_baselines(
+        model, images, own, lesions, wrong_texts=texts, baselines=("wrong-text",), **kwargs
+    )
+    assert list(some.methods) == ["model", "wrong-text"]
+    assert some.methods["wrong-text"].concentration == pytest.approx(
+        plain.methods["model"].concentration
+    )  # the right texts as the "wrong" ones: the model's own row
+
+
 # --------------------------------------------------------------------------------------------
 # mmclip localize
 # --------------------------------------------------------------------------------------------
