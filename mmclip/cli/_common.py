@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mmclip.demo import SYNTHETIC_FINDINGS
-
 logger = logging.getLogger("mmclip.cli")
 
 PROG = "mmclip"
@@ -116,31 +114,16 @@ def _records(source: str, root: str, split: str, options: dict[str, Any] | None 
 def _findings(
     args: argparse.Namespace, records: Sequence[Any], need_prompts: bool = True
 ) -> list[str]:
-    """The findings to evaluate: ``--findings`` (checked) or those labelled in the data.
+    """The findings to evaluate: ``--findings`` (checked) or those labelled in the data
+    (:func:`mmclip.eval.suite.select_findings`)."""
+    from mmclip.eval.suite import select_findings
 
-    Zero-shot needs prompt phrases (or ``No Finding``: normal vs abnormal); the linear probe
-    and fine-tuning only need the label in the data.
-    """
-    from mmclip.data.records import NO_FINDING
-    from mmclip.eval.suite import default_findings
-    from mmclip.text.prompts import FINDING_PHRASES
-
-    if args.findings:
-        if need_prompts:
-            known = {*FINDING_PHRASES, NO_FINDING}
-            unknown = [f for f in args.findings if f not in known]
-            if unknown:
-                raise CLIError(
-                    f"no prompts for finding(s) {unknown} (zero-shot needs them; the probe "
-                    f"and fine-tuning do not); known: {', '.join(sorted(known))}"
-                )
-        return list(args.findings)
-    if args.source == "synthetic":
-        return list(SYNTHETIC_FINDINGS)
-    found = default_findings(records)
-    if not found:
-        raise CLIError("no labelled findings in the data; name them with --findings")
-    return found
+    try:
+        return select_findings(
+            records, args.findings, source=args.source, need_prompts=need_prompts
+        )
+    except ValueError as error:
+        raise CLIError(str(error)) from None
 
 
 def _image_records(records: Sequence[Any], what: str) -> list:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     """Write a synthetic dataset, or a JSONL manifest of a dataset via its adapter."""
     from mmclip.data import load_source, synthetic
     from mmclip.data.sources import resolve_source
-    from mmclip.data.sources.manifest import write_manifest
+    from mmclip.data.sources.manifest import manifest_base, write_manifest
 
     try:
         source = resolve_source(args.source)
@@ -43,7 +42,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
 
     root = resolve_data_path(args.root)
     records = load_source(source, root, **_parse_options(args.option))
-    base = _manifest_base(root.resolve() if root.is_dir() else root.resolve().parent, records)
+    base = manifest_base(root, records)
     out = Path(args.out) if args.out else base / f"mmclip-{source}.jsonl"
     refuse_overwrite(out, args.overwrite)
     write_manifest(records, out, base)
@@ -54,17 +53,6 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
             f"options: {{image_root: {base}}}`"
         )
     return 0
-
-
-def _manifest_base(root: Path, records: Sequence[Any]) -> Path:
-    """The folder the manifest's paths are relative to: ``root``, or the closest folder
-    holding every file of the records (a cache or image folder outside ``root``)."""
-    paths = [str(root)]
-    for r in records:
-        if r.image_path is not None:
-            paths.append(str(Path(r.image_path).resolve().parent))
-        paths += [str(Path(v).resolve().parent) for v in r.meta.values() if isinstance(v, Path)]
-    return Path(os.path.commonpath(paths))
 
 
 def _summarise(records: Sequence[Any], manifest: Path) -> None:

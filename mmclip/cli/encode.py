@@ -22,9 +22,7 @@ from ._common import (
 
 def cmd_encode(args: argparse.Namespace) -> int:
     """Embed images and/or texts into the joint space."""
-    import numpy as np
-
-    from mmclip.eval import encode_records, encode_texts
+    from mmclip.eval.embed import embedding_arrays
     from mmclip.io import atomic_save_arrays
 
     _set_threads(args.threads)
@@ -36,21 +34,16 @@ def cmd_encode(args: argparse.Namespace) -> int:
         raise CLIError(f"--out must end in .npy or .npz; got {Path(args.out).name!r}")
     refuse_overwrite(Path(args.out), args.overwrite)
     model = _load_model(args.model, args.device)
-    arrays: dict[str, Any] = {}
     if args.images:
         missing = [p for p in args.images if not Path(p).is_file()]
         if missing:
             raise CLIError(f"image file {missing[0]!r} does not exist")
-        import torch
-
-        with torch.no_grad():
-            arrays["image_embeds"] = model.encode_image(list(args.images)).cpu().numpy()
-    if args.texts:
-        arrays["text_embeds"] = encode_texts(model, list(args.texts)).numpy()
+    records = None
     if args.root:
         records = _image_records(_records(args.source, args.root, args.split), "dataset")
-        arrays["image_embeds"] = encode_records(model, records, backend=args.backend).numpy()
-        arrays["image_paths"] = np.asarray([str(r.image_path) for r in records])
+    arrays = embedding_arrays(
+        model, images=args.images, texts=args.texts, records=records, backend=args.backend
+    )
     out = Path(args.out)
     if out.suffix == ".npy" and len(arrays) != 1:
         raise CLIError("a .npy output holds one array; use .npz for images and texts")

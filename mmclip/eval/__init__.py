@@ -13,7 +13,7 @@ Example::
     mean_auroc = result.mean_auroc
 """
 
-from .embed import encode_records, encode_texts, label_matrix, load_images
+from .embed import embedding_arrays, encode_records, encode_texts, label_matrix, load_images
 from .finetune import FinetuneConfig, ImageClassifier, finetune
 from .masks import GuidedMasks, LesionOverlap, guided_masks, lesion_overlap, lesion_patches
 from .metrics import (
@@ -62,6 +62,7 @@ __all__ = [
     "binary_metrics",
     "bootstrap_ci",
     "build_classifier",
+    "embedding_arrays",
     "encode_records",
     "encode_texts",
     "evaluate_public_cxr",

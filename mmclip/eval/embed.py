@@ -19,6 +19,7 @@ from mmclip.data.records import NO_FINDING
 from mmclip.progress import progress
 
 __all__ = [
+    "embedding_arrays",
     "encode_records",
     "encode_texts",
     "label_matrix",
@@ -163,3 +164,43 @@ def no_finding_label(labels: Mapping[str, Any]) -> float:
     if not values:
         return math.nan
     return 0.0 if any(v in (1, -1) for v in values) else 1.0
+
+
+def embedding_arrays(
+    model: Any,
+    *,
+    images: Sequence[Any] | None = None,
+    texts: Sequence[str] | None = None,
+    records: Sequence[XrayRecord] | None = None,
+    backend: str = "auto",
+) -> dict[str, NDArray[Any]]:
+    """The embeddings ``mmclip encode`` writes, by array name (for
+    :func:`mmclip.io.atomic_save_arrays`).
+
+    Args:
+        model: an :class:`~mmclip.models.MMCLIPModel` (in eval mode, as loaded).
+        images: image files (or any input of :mod:`mmclip.models.preprocess`).
+        texts: texts.
+        records: dataset records with images (instead of ``images``).
+        backend: image decoding of ``records``.
+
+    Returns:
+        ``image_embeds`` (array[N, E] float32) of ``images`` or of ``records``,
+        ``image_paths`` (array[N] str: the records' image paths) with ``records``,
+        ``text_embeds`` (array[T, E] float32) with ``texts``; all L2-normalised.
+
+    Raises:
+        ValueError: both ``images`` and ``records`` (both would be ``image_embeds``).
+    """
+    if images and records:
+        raise ValueError("give images or records, not both (both fill image_embeds)")
+    arrays: dict[str, NDArray[Any]] = {}
+    if images:
+        with torch.no_grad():
+            arrays["image_embeds"] = model.encode_image(list(images)).cpu().numpy()
+    if texts:
+        arrays["text_embeds"] = encode_texts(model, list(texts)).numpy()
+    if records:
+        arrays["image_embeds"] = encode_records(model, records, backend=backend).numpy()
+        arrays["image_paths"] = np.asarray([str(r.image_path) for r in records])
+    return arrays

@@ -37,6 +37,7 @@ __all__ = [
     "SuiteResult",
     "default_findings",
     "run_suite",
+    "select_findings",
     "write_multiclass_zero_shot",
 ]
 
@@ -53,6 +54,52 @@ def default_findings(records: Sequence[XrayRecord], min_positive: int = 1) -> li
             if value == 1 and name in FINDING_PHRASES:
                 counts[name] = counts.get(name, 0) + 1
     return sorted(k for k, v in counts.items() if v >= min_positive)
+
+
+def select_findings(
+    records: Sequence[XrayRecord],
+    findings: Sequence[str] | None = None,
+    *,
+    source: str | None = None,
+    need_prompts: bool = True,
+) -> list[str]:
+    """The findings to evaluate: the given ones (checked), else those of the data.
+
+    Args:
+        records: the evaluation records.
+        findings: the findings asked for (``--findings``); with ``need_prompts`` each needs
+            prompt phrases (or is ``No Finding``: normal vs abnormal).
+        source: the dataset kind; ``synthetic`` data are evaluated on the findings the
+            generator draws (:data:`mmclip.demo.SYNTHETIC_FINDINGS`).
+        need_prompts: zero-shot needs prompts; the linear probe and fine-tuning only need
+            the label in the data.
+
+    Returns:
+        ``findings``, else the synthetic findings, else :func:`default_findings`.
+
+    Raises:
+        ValueError: a finding without prompts (``need_prompts``), or none given and none
+            labelled in the data.
+    """
+    from mmclip.demo import SYNTHETIC_FINDINGS
+    from mmclip.text.prompts import FINDING_PHRASES
+
+    if findings:
+        if need_prompts:
+            known = {*FINDING_PHRASES, NO_FINDING}
+            unknown = [f for f in findings if f not in known]
+            if unknown:
+                raise ValueError(
+                    f"no prompts for finding(s) {unknown} (zero-shot needs them; the probe "
+                    f"and fine-tuning do not); known: {', '.join(sorted(known))}"
+                )
+        return list(findings)
+    if source == "synthetic":
+        return list(SYNTHETIC_FINDINGS)
+    found = default_findings(records)
+    if not found:
+        raise ValueError("no labelled findings in the data; name them with --findings")
+    return found
 
 
 @dataclass

@@ -194,3 +194,17 @@ def test_label_columns_work_in_jsonl_too(tmp_path) -> None:
     assert record.labels == {"Edema": 1} and "Edema" not in record.meta
     with pytest.raises(DataError, match=r"label keys \['Oedema'\] are in no row"):
         load_manifest(path, label_columns=["Oedema"])
+
+
+def test_manifest_base_is_the_closest_folder_holding_every_file(tmp_path) -> None:
+    from mmclip.data.records import XrayRecord
+    from mmclip.data.sources.manifest import manifest_base
+
+    (tmp_path / "set" / "img").mkdir(parents=True)
+    (tmp_path / "cache").mkdir()
+    inside = XrayRecord(image_path=tmp_path / "set" / "img" / "a.png", report=None)
+    outside = XrayRecord(image_path=tmp_path / "cache" / "b.png", report=None)
+    assert manifest_base(tmp_path / "set", [inside]) == (tmp_path / "set").resolve()
+    (tmp_path / "set" / "labels.csv").write_text("", encoding="utf-8")
+    assert manifest_base(tmp_path / "set" / "labels.csv", [inside]) == (tmp_path / "set").resolve()
+    assert manifest_base(tmp_path / "set", [inside, outside]) == tmp_path.resolve()

@@ -92,3 +92,16 @@ def test_bad_requests_raise_one_clear_error(model, images, kwargs, match) -> Non
 def test_finding_names_are_matched_without_case_or_underscores() -> None:
     assert canonical_finding("pleural_effusion") == "Pleural Effusion"
     assert canonical_finding(" no  finding ") == "No Finding"
+
+
+def test_embedding_arrays_are_what_mmclip_encode_writes(model, images) -> None:
+    from mmclip.eval.embed import embedding_arrays
+
+    paths = [str(p) for p in images]
+    arrays = embedding_arrays(model, images=paths, texts=["Small left effusion."])
+    assert list(arrays) == ["image_embeds", "text_embeds"]
+    assert arrays["image_embeds"].shape[0] == 3 and arrays["text_embeds"].shape[0] == 1
+    np.testing.assert_allclose(np.linalg.norm(arrays["image_embeds"], axis=1), 1.0, atol=1e-5)
+    assert embedding_arrays(model) == {}
+    with pytest.raises(ValueError, match="not both"):
+        embedding_arrays(model, images=paths, records=[object()])  # type: ignore[list-item]

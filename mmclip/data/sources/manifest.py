@@ -30,6 +30,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ from mmclip.data.records import (
 )
 from mmclip.findings import CHESTXRAY14_FINDINGS, match_finding
 
-__all__ = ["PATH_FIELDS", "load_manifest", "write_manifest"]
+__all__ = ["PATH_FIELDS", "load_manifest", "manifest_base", "write_manifest"]
 
 logger = logging.getLogger(__name__)
 
@@ -287,6 +288,20 @@ def _record(
             meta[key] = value
     view = str(obj["view"]) if obj.get("view") else None
     return XrayRecord(image, report, labels, patient, view, split, source, meta)
+
+
+def manifest_base(root: str | Path, records: Sequence[XrayRecord]) -> Path:
+    """The folder a manifest of ``records`` has its paths relative to: the dataset folder
+    ``root`` (the folder of ``root`` when it is a file), or the closest folder holding it and
+    every file of the records (a cache or image folder outside ``root``). Absolute.
+    """
+    root = Path(root).resolve()
+    paths = [str(root if root.is_dir() else root.parent)]
+    for r in records:
+        if r.image_path is not None:
+            paths.append(str(Path(r.image_path).resolve().parent))
+        paths += [str(Path(v).resolve().parent) for v in r.meta.values() if isinstance(v, Path)]
+    return Path(os.path.commonpath(paths))
 
 
 def write_manifest(records: Sequence[XrayRecord], path: str | Path, base: str | Path) -> Path:
