@@ -21,6 +21,7 @@ from ._common import (
     logger,
     refuse_overwrite,
 )
+from ._train_flags import add_finetune_flags, finetune_config
 from .predict import add_image_args, cmd_retrieval_images, cmd_zeroshot_images, images_mode
 
 RESULT_FILES = ("results.json", "results.md")
@@ -76,11 +77,7 @@ def _run_eval(args: argparse.Namespace, title: str, **parts: bool) -> int:
         baselines=tuple(getattr(args, "baselines", ())),
     )
     if parts.get("finetune"):
-        from mmclip.eval.finetune import FinetuneConfig
-
-        options.finetune_config = FinetuneConfig(
-            epochs=args.epochs, lr=args.lr, batch_size=args.batch_size
-        )
+        options.finetune_config = finetune_config(args)
     suite = run_suite(model, train, test, findings, args.out, options, title=title)
     _print_table(suite.files["markdown"])
     print(f"mmclip: results in {suite.files['json']} and {suite.files['markdown']}")
@@ -204,9 +201,7 @@ def add_parser(sub: Any) -> None:
     )
     _common(p)
     _fewlabel_args(p)
-    p.add_argument("--epochs", type=int, default=10, help="epochs per run")
-    p.add_argument("--lr", type=float, default=1e-4, help="encoder learning rate")
-    p.add_argument("--batch-size", type=int, default=32, help="images per step")
+    add_finetune_flags(p)
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser(

@@ -177,6 +177,28 @@ def test_pretrain_dry_run_prints_the_resolved_config(capsys, tmp_path: Path) -> 
     assert not out_dir.exists()
 
 
+def _actions(command: str) -> dict[str, argparse.Action]:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {o: a for a in sub.choices[command]._actions for o in a.option_strings}
+
+
+def test_a_training_flag_means_the_same_in_every_command_that_trains() -> None:
+    from mmclip.cli._train_flags import FINETUNE_FLAGS, FLAG_HELP, finetune_config
+    from mmclip.eval.finetune import FinetuneConfig
+
+    commands = {c: _actions(c) for c in ("pretrain", "demo", "finetune")}
+    for flag in ("--batch-size", "--lr", "--steps", "--seed", "--epochs"):
+        helps = {c: a[flag].help for c, a in commands.items() if flag in a}
+        assert all(h.startswith(FLAG_HELP[flag]) for h in helps.values()), helps
+    finetune = commands["finetune"]
+    for flag, key, _ in FINETUNE_FLAGS:
+        assert finetune[flag].default == getattr(FinetuneConfig(), key)
+    args = build_parser().parse_args(
+        ["finetune", "--model", "m", "--root", "r", "--epochs", "3", "--lr", "0.01"]
+    )
+    assert finetune_config(args) == FinetuneConfig(epochs=3, lr=0.01)
+
+
 # --------------------------------------------------------------------------------------------
 # user errors: one line on stderr, exit code 2
 # --------------------------------------------------------------------------------------------
