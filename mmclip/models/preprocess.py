@@ -53,6 +53,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..data.records import DICOM_SUFFIXES  # read as DICOM (so is any file with DICM at 128)
+
 __all__ = [
     "DICOM_SUFFIXES",
     "ImageLike",
@@ -66,9 +68,6 @@ __all__ = [
 ]
 
 ImageLike = Any  # str | Path | PIL.Image.Image | numpy.ndarray | Tensor | pydicom.Dataset
-
-DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
-"""File suffixes read as DICOM (any file with the ``DICM`` magic at byte 128 is, too)."""
 
 _LUMA = (0.299, 0.587, 0.114)
 _FLOAT_SLACK = 1e-4  # rounding of a [0, 1] image computed in float
