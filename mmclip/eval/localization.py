@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import Tensor
 
-from .masks import guidance_maps, mask_hit_rate
+from .masks import guidance_maps_for_texts, mask_hit_rate
 
 __all__ = [
     "BASELINE_DESCRIPTIONS",
@@ -451,13 +451,12 @@ def measure_with_baselines(
     tau: float,
     mean_image: Tensor | None = None,
     location_prior: Tensor | None = None,
-    wrong_texts: Sequence[str] | None = None,
+    wrong_map: Tensor | None = None,
     baselines: Sequence[str] = LOCALIZATION_BASELINES,
     notes: Mapping[str, str] | None = None,
     n_draws: int = 100,
     n_resamples: int = 1000,
     seed: int = 0,
-    batch_size: int = 32,
 ) -> LocalizationResult:
     """The model's guidance beside the baselines, all measured the same way: the one assembly
     of the baseline rows, for :func:`evaluate_localization` (JSRT nodules) and the evaluation
@@ -467,7 +466,9 @@ def measure_with_baselines(
     ``baselines`` that have their inputs — ``uniform`` and ``brightest`` always,
     ``image-minus-mean`` with ``mean_image``, ``location-prior`` with ``location_prior``
     (:func:`baseline_maps` of the images' intensities), and ``wrong-text``, the model's
-    guidance with ``wrong_texts`` (given). Masks are drawn with the model's
+    guidance with wrong texts (``wrong_map``, given;
+    :func:`~mmclip.eval.masks.guidance_maps_for_texts` computes it with ``model_map`` from one
+    image-tower pass). Masks are drawn with the model's
     ``attmim.mask_ratio`` / ``mask_dilation`` and ``tau``.
 
     Args:
@@ -479,11 +480,11 @@ def measure_with_baselines(
         mean_image (Tensor[S, S] | None): the mean training image, intensities in [0, 1].
         location_prior (Tensor[P] | None): per patch, the share of training lesion images
             where it is a lesion patch.
-        wrong_texts: B wrong texts, one per image (None: no ``wrong-text`` row).
+        wrong_map (Tensor[B, P] | None): the model's guidance with a wrong text per image
+            (None: no ``wrong-text`` row).
         baselines: the baselines wanted (a subset of :data:`LOCALIZATION_BASELINES`).
         notes: method → description for the table (defaults: :data:`BASELINE_DESCRIPTIONS`).
         n_draws, n_resamples, seed: as :func:`compare_maps`.
-        batch_size: pairs per forward pass of the wrong-text guidance.
 
     Returns:
         :class:`LocalizationResult` with ``model`` as the reference row.
@@ -495,8 +496,8 @@ def measure_with_baselines(
     for name, value in baseline_maps(intensity, grid, mean_image, location_prior).items():
         if name in baselines:
             maps[name] = value
-    if wrong_texts is not None and "wrong-text" in baselines:
-        maps["wrong-text"] = guidance_maps(model, images, list(wrong_texts), batch_size)
+    if wrong_map is not None and "wrong-text" in baselines:
+        maps["wrong-text"] = wrong_map
     return compare_maps(
         {k: maps[k] for k in ["model", *[b for b in LOCALIZATION_BASELINES if b in maps]]},
         lesions,
@@ -717,7 +718,6 @@ def evaluate_localization(
     logger.info("localisation: %d nodule images, %d×%d patches", len(nodules), grid, grid)
     lesions = _geometry(nodules, grid)
     images = load_images(model, nodules, backend=backend)
-    model_map = guidance_maps(model, images, texts, batch_size)
     notes: dict[str, str] = {
         "model": "the model's text → patch guidance with "
         + (f"the prompt {prompt!r}" if prompt is not None else "each image's finding text")
@@ -755,21 +755,22 @@ def evaluate_localization(
                 "the model's guidance with the finding text of another nodule image on the "
                 "other side (same lobe when there is one)"
             )
+    # the right and the wrong texts against one image-tower pass
+    maps = guidance_maps_for_texts(model, images, [texts] + ([wrong] if wrong else []), batch_size)
     result = measure_with_baselines(
         model,
         images,
-        model_map,
+        maps[0],
         lesions,
         tau=tau,
         mean_image=mean_image,
         location_prior=prior,
-        wrong_texts=wrong,
+        wrong_map=maps[1] if wrong else None,
         baselines=baselines,
         notes=notes,
         n_draws=n_draws,
         n_resamples=n_resamples,
         seed=seed,
-        batch_size=batch_size,
     )
     result.setup.update(
         n_nodule_images=len(nodules),

@@ -135,6 +135,7 @@ def guided_masks(
     texts: Sequence[str],
     tau: float | None = None,
     seed: int = 0,
+    scores: Tensor | None = None,
 ) -> GuidedMasks:
     """The model's AttMIM guidance and masks for image–text pairs.
 
@@ -145,6 +146,8 @@ def guided_masks(
         tau: masking temperature (default: the model's ``attmim.tau_final``; ``inf`` gives
             uniform masks).
         seed: seeds the Gumbel noise of both masks.
+        scores (Tensor[B, P] | None): the guidance of these pairs when already computed
+            (:func:`guidance_maps_for_texts`); None computes it.
     """
     from mmclip.models.attmim import dilate_scores
     from mmclip.ops import attention_guided_mask
@@ -152,7 +155,8 @@ def guided_masks(
     if images.shape[0] != len(texts):
         raise ValueError(f"{images.shape[0]} images but {len(texts)} texts")
     cfg = model.config
-    scores = guidance_maps(model, images, texts, batch_size=max(1, len(texts)))
+    if scores is None:
+        scores = guidance_maps(model, images, texts, batch_size=max(1, len(texts)))
     device = scores.device
     tau = float(cfg.attmim.tau_final if tau is None else tau)
     ratio = cfg.attmim.mask_ratio

@@ -17,7 +17,13 @@ from mmclip.data.records import NO_FINDING
 
 from .embed import encode_records, label_matrix, load_images
 from .finetune import FinetuneConfig, finetune
-from .masks import guided_masks, lesion_overlap, lesion_patches, load_lesion_masks
+from .masks import (
+    guidance_maps_for_texts,
+    guided_masks,
+    lesion_overlap,
+    lesion_patches,
+    load_lesion_masks,
+)
 from .plots import plot_attmim_masks, plot_roc_curves
 from .probe import DEFAULT_FRACTIONS, DEFAULT_SEEDS, FewLabelResult, linear_probe
 from .report import (
@@ -218,11 +224,11 @@ def _baseline_lesion_section(
     options: SuiteOptions,
     results: dict[str, Any],
     sections: dict[str, str],
-    texts: Sequence[str] = (),
+    wrong_map: torch.Tensor | None = None,
 ) -> None:
     """The guidance's lesion measures beside the text-free baselines (uniform,
-    image-minus-mean, brightest, location-prior) and the model with a wrong report (another
-    image's: ``texts`` rotated by half their number), all measured the same way."""
+    image-minus-mean, brightest, location-prior) and the model with a wrong report
+    (``wrong_map``: :func:`_wrong_reports`), all measured the same way."""
     from .localization import measure_with_baselines
 
     grid = int(model.visual.grid_size)
@@ -230,12 +236,10 @@ def _baseline_lesion_section(
         model, train, grid, images.shape[-1], options.backend
     )
     notes["model"] = "the model's text → patch guidance with each image's report"
-    wrong: list[str] | None = None
-    if len(texts) > 1:
-        shift = len(texts) // 2
-        wrong = [texts[(i + shift) % len(texts)] for i in range(len(texts))]
+    if wrong_map is not None:
         notes["wrong-text"] = (
-            f"the model's guidance with another test image's report (the list rotated by {shift})"
+            "the model's guidance with another test image's report (the list rotated by "
+            f"{images.shape[0] // 2})"
         )
     result = measure_with_baselines(
         model,
@@ -245,7 +249,7 @@ def _baseline_lesion_section(
         tau=tau,
         mean_image=mean_image,
         location_prior=prior,
-        wrong_texts=wrong,
+        wrong_map=wrong_map,
         notes=notes,
         n_draws=LOCALIZATION_DRAWS,
         n_resamples=options.n_resamples,
@@ -260,6 +264,15 @@ def _baseline_lesion_section(
         + result.markdown()
         + (f"\n\nNot computed (no training images / lesion masks): {missing}." if missing else "")
     )
+
+
+def _wrong_reports(texts: Sequence[str]) -> list[str] | None:
+    """Each image's wrong report: another test image's, the list rotated by half its length
+    (None for fewer than two)."""
+    if len(texts) < 2:
+        return None
+    shift = len(texts) // 2
+    return [texts[(i + shift) % len(texts)] for i in range(len(texts))]
 
 
 @torch.no_grad()
@@ -279,7 +292,12 @@ def _mask_section(
         logger.info("no image–report pairs in the evaluation set: no AttMIM picture")
         return
     texts = [test[i].report or "" for i in paired]
-    masks = guided_masks(model, test_images[paired], texts, seed=options.seed)
+    wrong = _wrong_reports(texts)
+    # each image's report and a wrong one against one image-tower pass
+    maps = guidance_maps_for_texts(
+        model, test_images[paired], [texts] + ([wrong] if wrong else []), batch_size=len(texts)
+    )
+    masks = guided_masks(model, test_images[paired], texts, seed=options.seed, scores=maps[0])
     show = _pick_mask_examples([test[i] for i in paired], options.mask_images)
     size = test_images.shape[-1]
     lesion_paths = [test[paired[i]].meta.get("mask") for i in range(len(paired))]
@@ -313,7 +331,7 @@ def _mask_section(
             options,
             results,
             sections,
-            texts,
+            maps[1] if wrong else None,
         )
     files["attmim_masks"] = plot_attmim_masks(
         test_images[[paired[i] for i in show]],

@@ -364,17 +364,17 @@ def test_one_assembly_of_the_baseline_rows(jsrt_root: Path, model_dir: Path) -> 
     assert list(plain.methods) == ["model", "uniform", "brightest"]  # no inputs for the rest
     full = measure_with_baselines(
         model, images, own, lesions, mean_image=images.new_zeros(images.shape[-2:]),
-        location_prior=lesions.double().mean(dim=0).float(), wrong_texts=texts[::-1],
-        **kwargs,
+        location_prior=lesions.double().mean(dim=0).float(),
+        wrong_map=guidance_maps(model, images, texts[::-1]), **kwargs,
     )  # fmt: skip
     assert list(full.methods) == ["model", *LOCALIZATION_BASELINES]
     some = measure_with_baselines(
-        model, images, own, lesions, wrong_texts=texts, baselines=("wrong-text",), **kwargs
+        model, images, own, lesions, wrong_map=own.clone(), baselines=("wrong-text",), **kwargs
     )
     assert list(some.methods) == ["model", "wrong-text"]
     assert some.methods["wrong-text"].concentration == pytest.approx(
         plain.methods["model"].concentration
-    )  # the right texts as the "wrong" ones: the model's own row
+    )  # the right texts' map as the "wrong" one: the model's own row
 
 
 # --------------------------------------------------------------------------------------------
