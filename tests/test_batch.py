@@ -8,7 +8,6 @@ import torch
 from mmclip.batch import MMCLIPBatch, SampleKind, row_groups
 from mmclip.data.collate import build_batch
 from mmclip.data.records import XrayRecord
-from mmclip.models.token_weights import select_spans
 
 K = SampleKind
 
@@ -43,8 +42,10 @@ def test_groups_are_contiguous_rows_with_their_spans() -> None:
     assert torch.equal(groups.text_only_labels, torch.tensor([5, 6, 7]))
     assert groups.prompts.rows == 3
     for text, rows in ((groups.pair_texts, [0, 1, 2]), (groups.text_only, [3, 4, 5])):
-        offsets, spans = select_spans(batch.span_offsets, batch.spans, torch.tensor(rows))
-        assert torch.equal(text.span_offsets, offsets) and torch.equal(text.spans, spans)
+        per_row = [batch.spans[batch.span_offsets[r] : batch.span_offsets[r + 1]] for r in rows]
+        offsets = torch.tensor([0, *torch.tensor([len(s) for s in per_row]).cumsum(0).tolist()])
+        assert torch.equal(text.span_offsets, offsets)
+        assert torch.equal(text.spans, torch.cat(per_row))
 
 
 def test_paired_only_keeps_the_image_report_pairs() -> None:

@@ -271,14 +271,12 @@ class PatchGrid:
         width: D, the encoder's token width.
         grid_size: patches per side (``P = grid_size²``).
         patch_size: pixels per patch side.
-        in_chans: image channels.
         target_dim: width of the per-patch target (:func:`target_dim`).
     """
 
     width: int
     grid_size: int
     patch_size: int
-    in_chans: int
     target_dim: int
 
     @property
@@ -293,7 +291,6 @@ class PatchGrid:
             encoder.width,
             encoder.grid_size,
             encoder.patch_size,
-            encoder.in_chans,
             target_dim(encoder, target),
         )
 

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from .config import AttMIMConfig
 
-__all__ = ["entity_token_weights", "guidance_token_weights", "select_spans"]
+__all__ = ["entity_token_weights", "guidance_token_weights"]
 
 
 def _inside_spans(
@@ -95,22 +95,3 @@ def guidance_token_weights(
     return entity_token_weights(
         attention_mask, span_offsets, spans, config.entity_weight, special_tokens_mask
     )
-
-
-def select_spans(
-    span_offsets: Tensor | None, spans: Tensor | None, rows: Tensor
-) -> tuple[Tensor | None, Tensor | None]:
-    """The CSR spans of the text rows ``rows`` (Tensor[R] int64), in that order."""
-    if span_offsets is None or spans is None:
-        return None, None
-    starts, ends = span_offsets[rows], span_offsets[rows + 1]
-    counts = ends - starts
-    new_offsets = torch.zeros(rows.shape[0] + 1, dtype=torch.int64, device=rows.device)
-    new_offsets[1:] = counts.cumsum(0)
-    total = int(new_offsets[-1])
-    if total == 0:
-        return new_offsets, spans.new_zeros((0, 2))
-    # index of every kept span: its row start + position within the row
-    row_of = torch.repeat_interleave(torch.arange(rows.shape[0], device=rows.device), counts)
-    within = torch.arange(total, device=rows.device) - new_offsets[:-1][row_of]
-    return new_offsets, spans[starts[row_of] + within]
